@@ -1,0 +1,424 @@
+//! Endpoint strings in Twisted's `serverFromString` syntax.
+//!
+//! Grammar (Twisted's `_tokenize`/`_parse`): fields are separated by `:`; a `\`
+//! escapes the next character (so `\:` is a literal colon); within a field the first
+//! `=` makes it `key=value`, and after it only `:` ends the value (`a=b=c` is key `a`,
+//! value `b=c`). Fields without `=` are positional, in the order each type defines.
+//!
+//! | string | meaning |
+//! |---|---|
+//! | `tcp:PORT[:interface=ADDR][:backlog=N]` | IPv4 TCP; positional order port, interface, backlog; interface defaults to `0.0.0.0` |
+//! | `tcp6:PORT[:backlog=N][:interface=ADDR]` | IPv6 TCP; positional order port, backlog, interface; interface defaults to `::` (escape its colons: `interface=\:\:1`) |
+//! | `unix:PATH[:mode=OCTAL][:backlog=N][:lockfile=0/1]` | UNIX socket; mode defaults to `666` |
+//!
+//! # Twisted
+//! The default backlog is 1024, not Twisted's 50: a burst of connections to a busy
+//! multi-core server should not see SYN retransmits.
+//!
+//! # Examples
+//! ```
+//! use weft::endpoints::ServerEndpoint;
+//! let e: ServerEndpoint = "tcp:8000:interface=127.0.0.1:backlog=128".parse().unwrap();
+//! assert_eq!(e.to_string(), "tcp:8000:interface=127.0.0.1:backlog=128");
+//! let err = "tcp:80x".parse::<ServerEndpoint>().unwrap_err();
+//! assert!(err.to_string().contains("port"));
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// The listen backlog used when a string gives none.
+pub const DEFAULT_BACKLOG: u32 = 1024;
+/// The UNIX socket file mode used when a string gives none (Twisted's `666`).
+pub const DEFAULT_UNIX_MODE: u32 = 0o666;
+
+/// A parsed server endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ServerEndpoint {
+    /// TCP over IPv4 (`tcp:`) or IPv6 (`tcp6:`).
+    Tcp {
+        /// The port; 0 asks the OS for a free one.
+        port: u16,
+        /// The local address to bind.
+        interface: IpAddr,
+        /// The listen backlog.
+        backlog: u32,
+    },
+    /// A UNIX-domain stream socket.
+    Unix {
+        /// The socket file.
+        path: PathBuf,
+        /// The file mode set on the socket file.
+        mode: u32,
+        /// The listen backlog.
+        backlog: u32,
+        /// Whether a stale socket file left by a dead server may be replaced
+        /// (Twisted's `lockfile`, default on for strings).
+        lockfile: bool,
+    },
+}
+
+/// Why an endpoint string was rejected. The message names the bad field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EndpointError {
+    /// The string is empty.
+    Empty,
+    /// The first field names no known endpoint type.
+    UnknownType(String),
+    /// A required field is missing.
+    MissingField {
+        /// The endpoint type.
+        kind: &'static str,
+        /// The missing field.
+        field: &'static str,
+    },
+    /// A field's value does not parse.
+    BadValue {
+        /// The field.
+        field: &'static str,
+        /// The value given.
+        value: String,
+        /// What was expected.
+        expected: &'static str,
+    },
+    /// A `key=value` field this endpoint type does not take.
+    UnknownKey {
+        /// The endpoint type.
+        kind: &'static str,
+        /// The key.
+        key: String,
+    },
+    /// More positional fields than the type takes.
+    TooManyFields {
+        /// The endpoint type.
+        kind: &'static str,
+        /// The first extra field.
+        extra: String,
+    },
+    /// The same field was given twice (positionally and by key, or twice by key).
+    Duplicate(&'static str),
+    /// The string ends in a lone `\`.
+    TrailingEscape,
+}
+
+impl fmt::Display for EndpointError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EndpointError::Empty => f.write_str("empty endpoint string"),
+            EndpointError::UnknownType(t) => {
+                write!(f, "unknown endpoint type {t:?} (expected tcp, tcp6 or unix)")
+            }
+            EndpointError::MissingField { kind, field } => {
+                write!(f, "{kind} endpoint: missing field `{field}`")
+            }
+            EndpointError::BadValue {
+                field,
+                value,
+                expected,
+            } => write!(f, "bad value {value:?} for field `{field}`: expected {expected}"),
+            EndpointError::UnknownKey { kind, key } => {
+                write!(f, "{kind} endpoint: unknown field `{key}`")
+            }
+            EndpointError::TooManyFields { kind, extra } => {
+                write!(f, "{kind} endpoint: unexpected extra field {extra:?}")
+            }
+            EndpointError::Duplicate(field) => write!(f, "field `{field}` given twice"),
+            EndpointError::TrailingEscape => f.write_str("endpoint string ends in a lone `\\`"),
+        }
+    }
+}
+
+impl std::error::Error for EndpointError {}
+
+/// Splits a description into positional fields and `key=value` fields, following
+/// Twisted's tokenizer.
+pub fn tokenize(desc: &str) -> Result<(Vec<String>, Vec<(String, String)>), EndpointError> {
+    let mut positional = Vec::new();
+    let mut keyword = Vec::new();
+    let mut cur = String::new();
+    let mut key: Option<String> = None;
+    let mut chars = desc.chars();
+    let mut finish = |cur: &mut String, key: &mut Option<String>| match key.take() {
+        Some(k) => keyword.push((k, std::mem::take(cur))),
+        None => positional.push(std::mem::take(cur)),
+    };
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => cur.push(chars.next().ok_or(EndpointError::TrailingEscape)?),
+            ':' => finish(&mut cur, &mut key),
+            '=' if key.is_none() => key = Some(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    finish(&mut cur, &mut key);
+    Ok((positional, keyword))
+}
+
+/// Collects a type's fields: positional ones in `order`, then keyed ones.
+fn fields(
+    kind: &'static str,
+    order: &[&'static str],
+    allowed: &[&'static str],
+    positional: Vec<String>,
+    keyword: Vec<(String, String)>,
+) -> Result<BTreeMap<&'static str, String>, EndpointError> {
+    let mut out = BTreeMap::new();
+    let mut pos = positional.into_iter();
+    for (name, value) in order.iter().zip(pos.by_ref()) {
+        out.insert(*name, value);
+    }
+    if let Some(extra) = pos.next() {
+        return Err(EndpointError::TooManyFields { kind, extra });
+    }
+    for (k, v) in keyword {
+        let name = allowed
+            .iter()
+            .find(|a| **a == k)
+            .ok_or(EndpointError::UnknownKey { kind, key: k })?;
+        if out.insert(*name, v).is_some() {
+            return Err(EndpointError::Duplicate(name));
+        }
+    }
+    Ok(out)
+}
+
+fn parse_num<T: FromStr>(
+    field: &'static str,
+    value: &str,
+    expected: &'static str,
+) -> Result<T, EndpointError> {
+    value.parse().map_err(|_| EndpointError::BadValue {
+        field,
+        value: value.to_string(),
+        expected,
+    })
+}
+
+impl FromStr for ServerEndpoint {
+    type Err = EndpointError;
+
+    fn from_str(desc: &str) -> Result<Self, EndpointError> {
+        if desc.is_empty() {
+            return Err(EndpointError::Empty);
+        }
+        let (mut positional, keyword) = tokenize(desc)?;
+        let kind = positional.remove(0).to_ascii_lowercase();
+        let (kind, order, allowed): (&'static str, &[&'static str], &[&'static str]) =
+            match kind.as_str() {
+                "tcp" => (
+                    "tcp",
+                    &["port", "interface", "backlog"],
+                    &["port", "interface", "backlog"],
+                ),
+                "tcp6" => (
+                    "tcp6",
+                    &["port", "backlog", "interface"],
+                    &["port", "interface", "backlog"],
+                ),
+                "unix" => (
+                    "unix",
+                    &["address", "mode", "backlog", "lockfile"],
+                    &["address", "mode", "backlog", "lockfile"],
+                ),
+                _ => return Err(EndpointError::UnknownType(kind)),
+            };
+        let f = fields(kind, order, allowed, positional, keyword)?;
+        let backlog = match f.get("backlog") {
+            Some(b) => parse_num("backlog", b, "a whole number")?,
+            None => DEFAULT_BACKLOG,
+        };
+        if kind == "unix" {
+            let path = f
+                .get("address")
+                .filter(|p| !p.is_empty())
+                .ok_or(EndpointError::MissingField {
+                    kind,
+                    field: "address",
+                })?;
+            let mode = match f.get("mode") {
+                Some(m) => u32::from_str_radix(m, 8)
+                    .ok()
+                    .filter(|m| *m <= 0o7777)
+                    .ok_or_else(|| EndpointError::BadValue {
+                        field: "mode",
+                        value: m.clone(),
+                        expected: "an octal file mode such as 660",
+                    })?,
+                None => DEFAULT_UNIX_MODE,
+            };
+            let lockfile = match f.get("lockfile").map(String::as_str) {
+                None | Some("1") => true,
+                Some("0") => false,
+                Some(other) => {
+                    return Err(EndpointError::BadValue {
+                        field: "lockfile",
+                        value: other.to_string(),
+                        expected: "0 or 1",
+                    })
+                }
+            };
+            return Ok(ServerEndpoint::Unix {
+                path: PathBuf::from(path),
+                mode,
+                backlog,
+                lockfile,
+            });
+        }
+        let port = f
+            .get("port")
+            .ok_or(EndpointError::MissingField { kind, field: "port" })?;
+        let port = parse_num("port", port, "a port number from 0 to 65535")?;
+        let interface = match f.get("interface") {
+            Some(i) if kind == "tcp" => IpAddr::V4(parse_num(
+                "interface",
+                i,
+                "an IPv4 address such as 127.0.0.1",
+            )?),
+            Some(i) => IpAddr::V6(parse_num("interface", i, "an IPv6 address such as ::1")?),
+            None if kind == "tcp" => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            None => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        };
+        Ok(ServerEndpoint::Tcp {
+            port,
+            interface,
+            backlog,
+        })
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace(':', "\\:").replace('=', "\\=")
+}
+
+impl fmt::Display for ServerEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerEndpoint::Tcp {
+                port,
+                interface,
+                backlog,
+            } => {
+                let kind = if interface.is_ipv4() { "tcp" } else { "tcp6" };
+                write!(
+                    f,
+                    "{kind}:{port}:interface={}:backlog={backlog}",
+                    escape(&interface.to_string())
+                )
+            }
+            ServerEndpoint::Unix {
+                path,
+                mode,
+                backlog,
+                lockfile,
+            } => write!(
+                f,
+                "unix:{}:mode={mode:o}:backlog={backlog}:lockfile={}",
+                escape(&path.display().to_string()),
+                u8::from(*lockfile)
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<ServerEndpoint, EndpointError> {
+        s.parse()
+    }
+
+    #[test]
+    fn tokenize_follows_twisted() {
+        assert_eq!(
+            tokenize(r"tcp:80:interface=a\:b").unwrap(),
+            (
+                vec!["tcp".into(), "80".into()],
+                vec![("interface".into(), "a:b".into())]
+            )
+        );
+        assert_eq!(
+            tokenize("x:a=b=c").unwrap().1,
+            vec![("a".to_string(), "b=c".to_string())]
+        );
+        assert_eq!(tokenize("tcp:80\\"), Err(EndpointError::TrailingEscape));
+    }
+
+    #[test]
+    fn tcp_positional_and_keyword_forms() {
+        let want = ServerEndpoint::Tcp {
+            port: 8080,
+            interface: "127.0.0.1".parse().unwrap(),
+            backlog: DEFAULT_BACKLOG,
+        };
+        assert_eq!(parse("tcp:8080:127.0.0.1").unwrap(), want);
+        assert_eq!(parse("tcp:8080:interface=127.0.0.1").unwrap(), want);
+        assert_eq!(parse("TCP:port=8080:interface=127.0.0.1").unwrap(), want);
+        assert_eq!(
+            parse("tcp:0").unwrap(),
+            ServerEndpoint::Tcp {
+                port: 0,
+                interface: "0.0.0.0".parse().unwrap(),
+                backlog: DEFAULT_BACKLOG
+            }
+        );
+    }
+
+    #[test]
+    fn tcp6_takes_escaped_colons_and_backlog_second() {
+        assert_eq!(
+            parse(r"tcp6:9000:5:interface=\:\:1").unwrap(),
+            ServerEndpoint::Tcp {
+                port: 9000,
+                interface: "::1".parse().unwrap(),
+                backlog: 5
+            }
+        );
+    }
+
+    #[test]
+    fn unix_mode_is_octal_and_lockfile_defaults_on() {
+        assert_eq!(
+            parse("unix:/tmp/x.sock:mode=660").unwrap(),
+            ServerEndpoint::Unix {
+                path: "/tmp/x.sock".into(),
+                mode: 0o660,
+                backlog: DEFAULT_BACKLOG,
+                lockfile: true
+            }
+        );
+    }
+
+    #[test]
+    fn errors_name_the_bad_field() {
+        let msg = |s: &str| parse(s).unwrap_err().to_string();
+        assert!(msg("tcp:http").contains("`port`"));
+        assert!(msg("tcp:70000").contains("`port`"));
+        assert!(msg("tcp:80:backlog=x").contains("`backlog`"));
+        assert!(msg("tcp:80:interface=::1").contains("`interface`"));
+        assert!(msg("tcp:80:color=red").contains("`color`"));
+        assert!(msg("tcp").contains("`port`"));
+        assert!(msg("unix:/x:mode=999").contains("`mode`"));
+        assert!(msg("udp:53").contains("unknown endpoint type"));
+        assert!(msg("tcp:80:1.2.3.4:5:6").contains("extra"));
+        assert!(msg("tcp:80:port=81").contains("twice"));
+        assert_eq!(parse(""), Err(EndpointError::Empty));
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for s in [
+            "tcp:8000:interface=127.0.0.1:backlog=7",
+            r"tcp6:1:interface=\:\:1:backlog=9",
+            r"unix:/tmp/a\:b:mode=600:backlog=3:lockfile=0",
+        ] {
+            let e = parse(s).unwrap();
+            assert_eq!(parse(&e.to_string()).unwrap(), e, "{s}");
+        }
+    }
+}

@@ -1,0 +1,2 @@
+//! The built-in services `weft serve` runs (Twisted's `twisted.protocols.wire` and the
+//! classic example servers).
