@@ -218,6 +218,20 @@ impl ConnShared {
         }
     }
 
+    /// Starts a shutdown close: flush, then close with `Reason::Shutdown`.
+    pub(crate) fn begin_shutdown(&self) {
+        self.set(flags::SHUTDOWN);
+        self.lose();
+        self.wake();
+    }
+
+    /// Ends a connection that did not drain in time: discard and reset.
+    pub(crate) fn force_shutdown(&self) {
+        self.set(flags::SHUTDOWN);
+        self.abort();
+        self.wake();
+    }
+
     /// Wakes the connection task (used by handles, never inside a callback).
     pub(crate) fn wake(&self) {
         if let Some(w) = self.waker.take() {

@@ -1,1 +1,176 @@
-fn main() {}
+//! `weft`: serve the built-in services on every core.
+//!
+//! ```text
+//! weft serve SERVICE [ENDPOINT ...] [--cores N] [--max-connections N]
+//!                    [--drain-timeout SECS] [--max-output-buffer BYTES] [service options]
+//! ```
+//! The default endpoint is `tcp:8000`. When every shard listens, one line per
+//! endpoint goes to stderr: `listening on tcp:127.0.0.1:PORT (N shards)`. SIGINT or
+//! SIGTERM stops gracefully and prints one summary line per shard. Logs go through
+//! `tracing`, filtered by `RUST_LOG` (default `info`).
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use weft::services::limits::{ConnectionCounter, LimitTotalConnections};
+use weft::services::wire::{self, SimpleFactory};
+use weft::{Factory, Server, ServerBuilder};
+
+const USAGE: &str = "usage: weft serve SERVICE [ENDPOINT ...] [--cores N] [--max-connections N]
+                  [--drain-timeout SECS] [--max-output-buffer BYTES] [service options]
+
+services:
+  echo                 write back every byte (RFC 862)
+  discard              read and ignore (RFC 863)
+  chargen              send the character pattern while the peer reads (RFC 864)
+  qotd [--quote TEXT]  send a quote, then close (RFC 865)
+  daytime              send the date and time, then close (RFC 867)
+
+ENDPOINT uses Twisted's syntax: tcp:PORT[:interface=ADDR][:backlog=N],
+tcp6:PORT[:interface=\\:\\:1], unix:PATH[:mode=660]; the default is tcp:8000.";
+
+struct Options {
+    service: String,
+    endpoints: Vec<String>,
+    cores: Option<usize>,
+    max_connections: Option<usize>,
+    drain_timeout: Option<Duration>,
+    max_output_buffer: Option<usize>,
+    quote: String,
+}
+
+fn parse_args(args: &[String]) -> Result<Options, String> {
+    let mut it = args.iter();
+    match it.next().map(String::as_str) {
+        Some("serve") => {}
+        Some("-h" | "--help") | None => return Err(String::new()),
+        Some(other) => return Err(format!("unknown command {other:?}")),
+    }
+    let service = it.next().ok_or("missing SERVICE")?.clone();
+    let mut o = Options {
+        service,
+        endpoints: Vec::new(),
+        cores: None,
+        max_connections: None,
+        drain_timeout: None,
+        max_output_buffer: None,
+        quote: wire::DEFAULT_QUOTE.to_string(),
+    };
+    fn value<'a>(
+        it: &mut impl Iterator<Item = &'a String>,
+        flag: &str,
+    ) -> Result<&'a String, String> {
+        it.next().ok_or_else(|| format!("{flag} needs a value"))
+    }
+    fn number<T: std::str::FromStr>(s: &str, flag: &str) -> Result<T, String> {
+        s.parse()
+            .map_err(|_| format!("{flag}: {s:?} is not a valid number"))
+    }
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--cores" => o.cores = Some(number(value(&mut it, a)?, a)?),
+            "--max-connections" => o.max_connections = Some(number(value(&mut it, a)?, a)?),
+            "--drain-timeout" => {
+                let secs: f64 = number(value(&mut it, a)?, a)?;
+                o.drain_timeout = Some(
+                    Duration::try_from_secs_f64(secs).map_err(|_| format!("{a}: bad duration"))?,
+                );
+            }
+            "--max-output-buffer" => o.max_output_buffer = Some(number(value(&mut it, a)?, a)?),
+            "--quote" => o.quote = value(&mut it, a)?.clone(),
+            "-h" | "--help" => return Err(String::new()),
+            flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
+            endpoint => o.endpoints.push(endpoint.to_string()),
+        }
+    }
+    if o.endpoints.is_empty() {
+        o.endpoints.push("tcp:8000".into());
+    }
+    Ok(o)
+}
+
+/// Adds the service to the builder, behind the cross-shard connection limit if set.
+fn listen<F, B>(b: ServerBuilder, o: &Options, build: B) -> ServerBuilder
+where
+    F: Factory,
+    B: Fn(usize) -> F + Send + Sync + 'static,
+{
+    match o.max_connections {
+        None => b.listen_all(&o.endpoints, build),
+        Some(max) => {
+            let counter = Arc::new(ConnectionCounter::default());
+            b.listen_all(&o.endpoints, move |shard| {
+                LimitTotalConnections::new(build(shard), max, Arc::clone(&counter))
+            })
+        }
+    }
+}
+
+fn run(o: Options) -> Result<(), String> {
+    let mut b = Server::builder().handle_signals(true);
+    if let Some(n) = o.cores {
+        b = b.cores(n);
+    }
+    if let Some(d) = o.drain_timeout {
+        b = b.drain_timeout(d);
+    }
+    if let Some(n) = o.max_output_buffer {
+        b = b.max_output_buffer(n);
+    }
+    b = match o.service.as_str() {
+        "echo" => listen(b, &o, |_| SimpleFactory::new(|| wire::Echo)),
+        "discard" => listen(b, &o, |_| SimpleFactory::new(|| wire::Discard)),
+        "chargen" => listen(b, &o, |_| SimpleFactory::new(|| wire::Chargen)),
+        "daytime" => listen(b, &o, |_| SimpleFactory::new(|| wire::Daytime)),
+        "qotd" => {
+            let quote = o.quote.clone();
+            listen(b, &o, move |_| {
+                let q: Rc<str> = Rc::from(quote.as_str());
+                SimpleFactory::new(move || wire::Qotd::new(Rc::clone(&q)))
+            })
+        }
+        other => return Err(format!("unknown service {other:?}")),
+    };
+    let server = b.start().map_err(|e| e.to_string())?;
+    for addr in server.addresses() {
+        eprintln!("listening on {addr} ({} shards)", server.shards());
+    }
+    let summaries = server.join().map_err(|e| e.to_string())?;
+    for s in summaries {
+        eprintln!("{s}");
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let opts = match parse_args(&args) {
+        Ok(o) => o,
+        Err(msg) if msg.is_empty() => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(msg) => {
+            eprintln!("weft: {msg}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("weft: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -45,7 +45,10 @@ impl fmt::Display for FrameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FrameError::TooLong { len, max } => {
-                write!(f, "payload of {len} bytes does not fit a prefix of at most {max}")
+                write!(
+                    f,
+                    "payload of {len} bytes does not fit a prefix of at most {max}"
+                )
             }
             FrameError::ContainsDelimiter => f.write_str("line payload contains the delimiter"),
         }
@@ -89,8 +92,7 @@ impl Framing {
                 Ok(())
             }
             Framing::Line | Framing::LineOnly => {
-                if !delimiter.is_empty()
-                    && payload.windows(delimiter.len()).any(|w| w == delimiter)
+                if !delimiter.is_empty() && payload.windows(delimiter.len()).any(|w| w == delimiter)
                 {
                     return Err(FrameError::ContainsDelimiter);
                 }
@@ -151,6 +153,9 @@ mod tests {
             enc(Framing::Int8, &[0; 256]),
             Err(FrameError::TooLong { len: 256, max: 255 })
         );
-        assert_eq!(enc(Framing::Line, b"a\r\nb"), Err(FrameError::ContainsDelimiter));
+        assert_eq!(
+            enc(Framing::Line, b"a\r\nb"),
+            Err(FrameError::ContainsDelimiter)
+        );
     }
 }

@@ -1,2 +1,5 @@
-//! The built-in services `weft serve` runs (Twisted's `twisted.protocols.wire` and the
-//! classic example servers).
+//! The built-in services `weft serve` runs (Twisted's `twisted.protocols.wire` and
+//! `twisted.protocols.policies`), usable from the library as well.
+
+pub mod limits;
+pub mod wire;

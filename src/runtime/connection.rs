@@ -1,0 +1,345 @@
+//! One connection's task: read, call the protocol, send, close.
+//!
+//! ```text
+//!   poll ─► abort requested? ───────────────────────────────► close with RST
+//!     │
+//!     ├─► read (up to the read budget, into the shard's buffer) ─► data_received
+//!     │     EOF: half-closeable → read_connection_lost, else close (ConnectionDone)
+//!     ├─► send what the callbacks wrote (one send per batch)
+//!     ├─► flow control: > high watermark → pause_producing; drained → resume_producing;
+//!     │                 > hard cap → abort (OutputLimitExceeded, logged)
+//!     └─► lose_connection pending and output drained → shutdown(RDWR), close
+//! ```
+//!
+//! The task owns the protocol, its `Transport` and the socket; `TransportHandle`s
+//! reach the same output buffer and wake the task. `connection_lost` runs exactly
+//! once, after the socket is closed, whatever the path.
+
+use std::future::poll_fn;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use futures_lite::io::{AsyncRead, AsyncWrite};
+
+use crate::address::Address;
+use crate::protocol::Protocol;
+use crate::reason::Reason;
+use crate::runtime::shard::{guarded, Shard};
+use crate::runtime::ShardStats;
+use crate::transport::{flags, ConnShared, Transport};
+
+/// A byte stream the driver can run: TCP, or UNIX (whose glommio type does not
+/// expose its descriptor, so it gets plain closes only).
+pub(crate) trait Socket: AsyncRead + AsyncWrite + Unpin + 'static {
+    /// The descriptor, for shutdown(2) and SO_LINGER.
+    fn fd(&self) -> Option<RawFd>;
+}
+
+impl Socket for glommio::net::TcpStream {
+    fn fd(&self) -> Option<RawFd> {
+        Some(self.as_raw_fd())
+    }
+}
+
+impl Socket for glommio::net::UnixStream {
+    fn fd(&self) -> Option<RawFd> {
+        None
+    }
+}
+
+/// How the socket is closed once the connection ends.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Close {
+    /// shutdown(SHUT_RDWR) then close: a FIN (Twisted's loseConnection).
+    Orderly,
+    /// SO_LINGER 0 then close: a reset (Twisted's abortConnection).
+    Reset,
+    /// The socket already failed; just close it.
+    Plain,
+}
+
+struct Conn<S, P> {
+    stream: S,
+    protocol: P,
+    transport: Transport,
+    shared: Rc<ConnShared>,
+    shard: Rc<Shard>,
+    read_closed: bool,
+}
+
+/// Runs one accepted connection to its end.
+pub(crate) async fn run<S, P>(
+    shard: Rc<Shard>,
+    stream: S,
+    protocol: P,
+    peer: Address,
+    host: Address,
+) where
+    S: Socket,
+    P: Protocol,
+{
+    let shared = ConnShared::new(shard.config.limits);
+    let id = shard.register(&shared);
+    let transport = Transport::new(Rc::clone(&shared), shard.reactor.clone(), peer, host);
+    let mut conn = Conn {
+        stream,
+        protocol,
+        transport,
+        shared,
+        shard,
+        read_closed: false,
+    };
+    let outcome = match conn.callback(|p, t| p.connection_made(t)) {
+        Err(reason) => (reason, Close::Orderly),
+        Ok(()) => poll_fn(|cx| conn.poll(cx)).await,
+    };
+    let shard = Rc::clone(&conn.shard);
+    conn.finish(outcome);
+    shard.unregister(id);
+}
+
+impl<S, P> Conn<S, P>
+where
+    S: Socket,
+    P: Protocol,
+{
+    /// Runs a protocol callback; a panic becomes the connection's end.
+    fn callback(&mut self, f: impl FnOnce(&mut P, &mut Transport)) -> Result<(), Reason> {
+        let (p, t) = (&mut self.protocol, &mut self.transport);
+        guarded(|| f(p, t)).map_err(|msg| {
+            tracing::error!(
+                shard = self.shard.index,
+                peer = %self.transport.peer(),
+                "protocol callback panicked: {msg}; closing this connection"
+            );
+            self.shared.out.borrow_mut().clear();
+            Reason::ProtocolFailure(msg)
+        })
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<(Reason, Close)> {
+        self.register_waker(cx);
+        loop {
+            if self.shared.has(flags::ABORTING) {
+                let reason = if self.shared.has(flags::SHUTDOWN) {
+                    Reason::Shutdown { drained: false }
+                } else {
+                    Reason::ConnectionAborted
+                };
+                return Poll::Ready((reason, Close::Reset));
+            }
+            if let Some(end) = self.read(cx) {
+                return Poll::Ready(end);
+            }
+            if let Err(e) = self.flush(cx) {
+                return Poll::Ready((Reason::ConnectionLost(e), Close::Plain));
+            }
+            match self.flow_control() {
+                Err(end) => return Poll::Ready(end),
+                Ok(true) => continue, // a callback wrote or closed: go round again
+                Ok(false) => {}
+            }
+            if self.shared.has(flags::LOSING) && self.shared.out.borrow().is_empty() {
+                let reason = if self.shared.has(flags::SHUTDOWN) {
+                    Reason::Shutdown { drained: true }
+                } else {
+                    Reason::ConnectionDone
+                };
+                return Poll::Ready((reason, Close::Orderly));
+            }
+            return Poll::Pending;
+        }
+    }
+
+    fn register_waker(&self, cx: &Context<'_>) {
+        let w = self.shared.waker.take();
+        let w = match w {
+            Some(w) if w.will_wake(cx.waker()) => w,
+            _ => cx.waker().clone(),
+        };
+        self.shared.waker.set(Some(w));
+    }
+
+    /// Reads up to the budget and delivers each chunk; returns the end, if reached.
+    fn read(&mut self, cx: &mut Context<'_>) -> Option<(Reason, Close)> {
+        let budget = self.shard.config.read_budget;
+        let mut n_in = 0u64;
+        let mut exhausted = true;
+        for _ in 0..budget {
+            if self.read_closed
+                || self
+                    .shared
+                    .has(flags::LOSING | flags::ABORTING | flags::READ_PAUSED)
+            {
+                exhausted = false;
+                break;
+            }
+            let shard = Rc::clone(&self.shard);
+            let mut buf = shard.scratch.borrow_mut();
+            match Pin::new(&mut self.stream).poll_read(cx, &mut buf[..]) {
+                Poll::Ready(Ok(0)) => {
+                    drop(buf);
+                    ShardStats::add(&self.shard.stats.bytes_in, n_in);
+                    return self.peer_closed(cx);
+                }
+                Poll::Ready(Ok(n)) => {
+                    n_in += n as u64;
+                    let data = &buf[..n];
+                    let (p, t) = (&mut self.protocol, &mut self.transport);
+                    if let Err(msg) = guarded(|| p.data_received(data, t)) {
+                        drop(buf);
+                        tracing::error!(
+                            shard = self.shard.index,
+                            peer = %self.transport.peer(),
+                            "data_received panicked: {msg}; closing this connection"
+                        );
+                        self.shared.out.borrow_mut().clear();
+                        ShardStats::add(&self.shard.stats.bytes_in, n_in);
+                        return Some((Reason::ProtocolFailure(msg), Close::Orderly));
+                    }
+                }
+                Poll::Ready(Err(e)) => {
+                    ShardStats::add(&self.shard.stats.bytes_in, n_in);
+                    return Some((Reason::ConnectionLost(e), Close::Plain));
+                }
+                Poll::Pending => {
+                    exhausted = false;
+                    break;
+                }
+            }
+        }
+        ShardStats::add(&self.shard.stats.bytes_in, n_in);
+        if exhausted {
+            // Budget used up with data still coming: let the other connections run.
+            cx.waker().wake_by_ref();
+        }
+        None
+    }
+
+    /// The peer sent FIN.
+    fn peer_closed(&mut self, cx: &mut Context<'_>) -> Option<(Reason, Close)> {
+        self.read_closed = true;
+        if self.protocol.half_closeable() {
+            if let Err(r) = self.callback(|p, t| p.read_connection_lost(t)) {
+                return Some((r, Close::Orderly));
+            }
+            return None;
+        }
+        // A full close (Twisted drops unsent output here); weft first makes one
+        // non-blocking attempt to send what the last callbacks wrote.
+        let _ = self.flush(cx);
+        Some((Reason::ConnectionDone, Close::Orderly))
+    }
+
+    /// Sends buffered output until done or the socket would block.
+    fn flush(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        let mut sent = 0u64;
+        let result = loop {
+            let mut out = self.shared.out.borrow_mut();
+            if out.is_empty() {
+                break Ok(());
+            }
+            match Pin::new(&mut self.stream).poll_write(cx, out.front()) {
+                Poll::Ready(Ok(n)) => {
+                    out.consume(n);
+                    sent += n as u64;
+                }
+                Poll::Ready(Err(e)) => break Err(e),
+                Poll::Pending => break Ok(()),
+            }
+        };
+        if sent > 0 {
+            ShardStats::add(&self.shard.stats.bytes_out, sent);
+        }
+        result
+    }
+
+    /// Applies the watermark and the hard cap. `Ok(true)`: a callback ran and may
+    /// have written, so the caller goes round again.
+    fn flow_control(&mut self) -> Result<bool, (Reason, Close)> {
+        let buffered = self.shared.out.borrow().len();
+        let limits = self.shared.limits;
+        if buffered > limits.max_buffer {
+            tracing::warn!(
+                shard = self.shard.index,
+                peer = %self.transport.peer(),
+                "aborting connection: {buffered} bytes of output buffered, over the cap of {}",
+                limits.max_buffer
+            );
+            return Err((
+                Reason::OutputLimitExceeded {
+                    buffered,
+                    limit: limits.max_buffer,
+                },
+                Close::Reset,
+            ));
+        }
+        let paused = self.shared.has(flags::PRODUCER_PAUSED);
+        if buffered > limits.high_watermark && !paused {
+            self.shared.set(flags::PRODUCER_PAUSED);
+            self.callback(|p, t| p.pause_producing(t))
+                .map_err(|r| (r, Close::Orderly))?;
+            return Ok(false);
+        }
+        if buffered == 0 && paused {
+            self.shared.unset(flags::PRODUCER_PAUSED);
+            self.callback(|p, t| p.resume_producing(t))
+                .map_err(|r| (r, Close::Orderly))?;
+            return Ok(!self.shared.out.borrow().is_empty());
+        }
+        Ok(false)
+    }
+
+    /// Closes the socket as `how` says and delivers `connection_lost`, exactly once.
+    fn finish(self, (reason, how): (Reason, Close)) {
+        self.shared.set(flags::LOST);
+        self.shared.out.borrow_mut().clear();
+        self.shared.waker.take();
+        let fd = self.stream.fd();
+        match (how, fd) {
+            (_, None) | (Close::Plain, _) => {}
+            (Close::Orderly, Some(fd)) => {
+                // SAFETY: `fd` belongs to `self.stream`, which is alive until the end
+                // of this function; shutdown(2) does not release it.
+                unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+            }
+            (Close::Reset, Some(fd)) => {
+                let linger = libc::linger {
+                    l_onoff: 1,
+                    l_linger: 0,
+                };
+                // SAFETY: as above; `linger` is a valid SO_LINGER value that lives
+                // across the call, and its size is passed exactly.
+                unsafe {
+                    libc::setsockopt(
+                        fd,
+                        libc::SOL_SOCKET,
+                        libc::SO_LINGER,
+                        (&linger as *const libc::linger).cast(),
+                        std::mem::size_of::<libc::linger>() as libc::socklen_t,
+                    )
+                };
+            }
+        }
+        let Conn {
+            stream,
+            mut protocol,
+            transport,
+            shard,
+            ..
+        } = self;
+        drop(stream); // closes the descriptor
+        match &reason {
+            Reason::ConnectionDone | Reason::Shutdown { drained: true } => {
+                tracing::trace!(shard = shard.index, peer = %transport.peer(), "{reason}")
+            }
+            _ => tracing::debug!(shard = shard.index, peer = %transport.peer(), "{reason}"),
+        }
+        if let Err(msg) = guarded(|| protocol.connection_lost(reason)) {
+            tracing::error!(shard = shard.index, "connection_lost panicked: {msg}");
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! Listening sockets: binding, accept loops with back-off, and the UNIX hand-off.
+//!
+//! TCP: every shard gets its own socket per endpoint, built with socket2
+//! (`SO_REUSEADDR`, `SO_REUSEPORT`, `IPV6_V6ONLY` for `tcp6`, the endpoint's backlog)
+//! and bound before any shard starts. For port 0 the first socket learns the port
+//! from the kernel and the others bind that same port, so all shards share it.
+//!
+//! UNIX: a path can be bound by one socket only, so shard 0 accepts and hands each
+//! connection to the shards in turn (round-robin) through a channel; the receiving
+//! shard binds it to its executor and serves it there.
+//!
+//! Accept errors: `EMFILE`, `ENFILE`, `ENOBUFS` and `ENOMEM` (out of descriptors or
+//! memory) make the shard log once and back off (10 ms doubling to 1 s) instead of
+//! spinning; the queued connection stays in the backlog and is accepted when
+//! descriptors free up. `ECONNABORTED`, `EPERM` and `EINTR` are skipped.
+
+use std::io;
+use std::os::fd::{FromRawFd, IntoRawFd};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+use glommio::net::{AcceptedUnixStream, TcpListener, UnixListener, UnixStream};
+use socket2::{Domain, Protocol as SockProtocol, SockAddr, Socket, Type};
+
+use crate::address::Address;
+use crate::endpoints::ServerEndpoint;
+use crate::runtime::ServerError;
+
+/// One shard's share of an endpoint.
+pub(crate) enum Bound {
+    /// A bound, listening TCP socket of this shard's own.
+    Tcp(Socket),
+    /// A UNIX endpoint: shard 0 binds and accepts (`route` names it in the hand-off).
+    Unix {
+        path: PathBuf,
+        mode: u32,
+        route: usize,
+    },
+}
+
+/// Binds `ep` for `shards` shards; returns each shard's part and the bound address.
+pub(crate) fn bind(
+    ep: &ServerEndpoint,
+    shards: usize,
+) -> Result<(Vec<Bound>, Address), ServerError> {
+    let err = |error: io::Error| ServerError::Bind {
+        endpoint: ep.to_string(),
+        error,
+    };
+    match ep {
+        ServerEndpoint::Tcp {
+            port,
+            interface,
+            backlog,
+        } => {
+            let mut addr = std::net::SocketAddr::new(*interface, *port);
+            let mut sockets = Vec::with_capacity(shards);
+            for _ in 0..shards {
+                let s = tcp_socket(addr, *backlog).map_err(err)?;
+                if addr.port() == 0 {
+                    let local = s.local_addr().map_err(err)?;
+                    addr.set_port(local.as_socket().map(|a| a.port()).unwrap_or(0));
+                }
+                sockets.push(Bound::Tcp(s));
+            }
+            Ok((sockets, Address::Tcp(addr)))
+        }
+        ServerEndpoint::Unix {
+            path,
+            mode,
+            lockfile,
+            ..
+        } => {
+            prepare_unix_path(path, *lockfile).map_err(err)?;
+            let route = next_route();
+            let parts = (0..shards)
+                .map(|_| Bound::Unix {
+                    path: path.clone(),
+                    mode: *mode,
+                    route,
+                })
+                .collect();
+            Ok((parts, Address::Unix(Some(path.clone()))))
+        }
+    }
+}
+
+fn next_route() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+fn tcp_socket(addr: std::net::SocketAddr, backlog: u32) -> io::Result<Socket> {
+    let domain = if addr.is_ipv6() {
+        Domain::IPV6
+    } else {
+        Domain::IPV4
+    };
+    let s = Socket::new(domain, Type::STREAM.cloexec(), Some(SockProtocol::TCP))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&SockAddr::from(addr))?;
+    s.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    Ok(s)
+}
+
+/// Refuses a path held by a live server; removes a stale socket file (a socket no
+/// one answers on) when `lockfile` allows, as Twisted's lockfile does.
+fn prepare_unix_path(path: &Path, lockfile: bool) -> io::Result<()> {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    if !meta.file_type().is_socket() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "the path exists and is not a socket",
+        ));
+    }
+    match std::os::unix::net::UnixStream::connect(path) {
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            "another server is listening on this socket",
+        )),
+        Err(_) if lockfile => std::fs::remove_file(path),
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            "a stale socket file exists (lockfile=0 forbids removing it)",
+        )),
+    }
+}
+
+/// Takes ownership of a bound TCP socket as a glommio listener.
+pub(crate) fn tcp_listener(s: Socket) -> TcpListener {
+    let fd = s.into_raw_fd();
+    // SAFETY: `fd` is a bound, listening, non-blocking TCP socket whose ownership
+    // `into_raw_fd` just released to us; the listener becomes its only owner.
+    unsafe { TcpListener::from_raw_fd(fd) }
+}
+
+/// Binds a UNIX listener on this shard and applies the endpoint's file mode.
+pub(crate) fn unix_listener(path: &Path, mode: u32) -> io::Result<UnixListener> {
+    let l = UnixListener::bind(path).map_err(io::Error::from)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    Ok(l)
+}
+
+/// What an accept error means for the accept loop.
+pub(crate) enum AcceptFailure {
+    /// Out of descriptors or memory: back off, then retry.
+    Exhausted,
+    /// This one connection failed; go on at once.
+    Skip,
+    /// Unexpected: log and retry after a pause.
+    Other,
+}
+
+pub(crate) fn classify(e: &io::Error) -> AcceptFailure {
+    match e.raw_os_error() {
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
+            AcceptFailure::Exhausted
+        }
+        Some(libc::ECONNABORTED | libc::EPERM | libc::EINTR | libc::EAGAIN | libc::EPROTO) => {
+            AcceptFailure::Skip
+        }
+        _ => AcceptFailure::Other,
+    }
+}
+
+/// The back-off after running out of descriptors: 10 ms doubling to 1 s.
+pub(crate) struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    pub(crate) const FIRST: Duration = Duration::from_millis(10);
+    pub(crate) const MAX: Duration = Duration::from_secs(1);
+
+    pub(crate) fn new() -> Backoff {
+        Backoff { next: Self::FIRST }
+    }
+
+    /// Returns the pause to take now, and whether this starts a new episode.
+    pub(crate) fn step(&mut self) -> (Duration, bool) {
+        let d = self.next;
+        self.next = (d * 2).min(Self::MAX);
+        (d, d == Self::FIRST)
+    }
+
+    pub(crate) fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+}
+
+struct Mailbox {
+    tx: Sender<(usize, AcceptedUnixStream)>,
+    waker: Mutex<Option<Waker>>,
+}
+
+/// Channels that carry accepted UNIX connections from shard 0 to the others.
+#[derive(Clone)]
+pub(crate) struct Handoff {
+    boxes: Arc<Vec<Mailbox>>,
+    receivers: Arc<Vec<Receiver<(usize, AcceptedUnixStream)>>>,
+}
+
+impl Handoff {
+    pub(crate) fn new(shards: usize) -> Handoff {
+        let (boxes, receivers): (Vec<_>, Vec<_>) = (0..shards)
+            .map(|_| {
+                // Bounded: a shard that cannot keep up pushes back on shard 0's accept.
+                let (tx, rx) = crossbeam_channel::bounded(1024);
+                (
+                    Mailbox {
+                        tx,
+                        waker: Mutex::new(None),
+                    },
+                    rx,
+                )
+            })
+            .collect();
+        Handoff {
+            boxes: Arc::new(boxes),
+            receivers: Arc::new(receivers),
+        }
+    }
+
+    /// Sends a connection to `shard`; gives it back if that shard's box is full.
+    pub(crate) fn send(
+        &self,
+        shard: usize,
+        route: usize,
+        s: AcceptedUnixStream,
+    ) -> Result<(), AcceptedUnixStream> {
+        let b = &self.boxes[shard];
+        match b.tx.try_send((route, s)) {
+            Ok(()) => {
+                if let Some(w) = b.waker.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                    w.wake_by_ref();
+                }
+                Ok(())
+            }
+            Err(e) => Err(e.into_inner().1),
+        }
+    }
+
+    /// Receives the connections handed to `shard`, forever, passing each to `serve`.
+    pub(crate) async fn receive(&self, shard: usize, serve: Rc<dyn Fn(usize, UnixStream)>) {
+        let rx = &self.receivers[shard];
+        let b = &self.boxes[shard];
+        loop {
+            let got = std::future::poll_fn(|cx| {
+                if let Ok(v) = rx.try_recv() {
+                    return Poll::Ready(v);
+                }
+                *b.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
+                // Re-check: a send may have raced with the registration.
+                match rx.try_recv() {
+                    Ok(v) => Poll::Ready(v),
+                    Err(_) => Poll::Pending,
+                }
+            })
+            .await;
+            let (route, accepted) = got;
+            serve(route, accepted.bind_to_executor());
+        }
+    }
+}

@@ -1,0 +1,391 @@
+//! One shard: its reactor, factories, accept loops, connection registry, shutdown.
+//!
+//! Everything here lives on one executor thread; the only things that cross threads
+//! are the stop flag (with a waker per shard), the published counters, and the UNIX
+//! hand-off channel.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::{mpsc, Arc};
+use std::task::{Poll, Waker};
+use std::time::Instant;
+
+use glommio::net::UnixStream;
+
+use crate::address::Address;
+use crate::clock::Clock;
+use crate::factory::Factory;
+use crate::reactor::Reactor;
+use crate::runtime::listener::{self, AcceptFailure, Backoff, Bound, Handoff};
+use crate::runtime::{
+    connection, timer, Config, ServiceInstaller, ShardStats, ShardSummary, StopHandle,
+    READ_BUFFER_SIZE,
+};
+use crate::transport::ConnShared;
+
+/// What a shard thread is started with.
+pub(crate) struct ShardInit {
+    pub(crate) index: usize,
+    pub(crate) shards: usize,
+    pub(crate) config: Arc<Config>,
+    pub(crate) stats: Arc<ShardStats>,
+    pub(crate) stop: StopHandle,
+    pub(crate) handoff: Handoff,
+    pub(crate) installers: Vec<Arc<dyn ServiceInstaller>>,
+    pub(crate) listeners: Vec<Vec<Bound>>,
+    pub(crate) ready: mpsc::Sender<Result<usize, String>>,
+}
+
+type UnixRoute = Rc<dyn Fn(UnixStream)>;
+
+/// A shard's state, shared by its tasks through an `Rc`.
+pub(crate) struct Shard {
+    pub(crate) index: usize,
+    shards: usize,
+    pub(crate) config: Arc<Config>,
+    pub(crate) stats: Arc<ShardStats>,
+    pub(crate) reactor: Reactor,
+    /// The read buffer every connection of this shard reads into, one at a time:
+    /// an idle connection holds no read buffer of its own.
+    pub(crate) scratch: RefCell<Vec<u8>>,
+    conns: RefCell<HashMap<u64, Rc<ConnShared>>>,
+    next_id: Cell<u64>,
+    drained: Cell<Option<Waker>>,
+    stopping: Cell<bool>,
+    accept_tasks: RefCell<Vec<glommio::Task<()>>>,
+    stop_factories: RefCell<Vec<Box<dyn FnOnce()>>>,
+    unix_routes: RefCell<HashMap<usize, UnixRoute>>,
+    handoff: Handoff,
+    next_unix_shard: Cell<usize>,
+}
+
+/// Runs a shard until it is stopped; the root future of its executor.
+pub(crate) async fn run(init: ShardInit) -> Result<ShardSummary, String> {
+    let clock = Clock::real();
+    let reactor = Reactor::new(
+        clock.clone(),
+        Rc::new(|f| {
+            glommio::spawn_local(f).detach();
+        }),
+        init.index,
+    );
+    let shard = Rc::new(Shard {
+        index: init.index,
+        shards: init.shards,
+        config: init.config,
+        stats: init.stats,
+        reactor,
+        scratch: RefCell::new(vec![0; READ_BUFFER_SIZE]),
+        conns: RefCell::new(HashMap::new()),
+        next_id: Cell::new(0),
+        drained: Cell::new(None),
+        stopping: Cell::new(false),
+        accept_tasks: RefCell::new(Vec::new()),
+        stop_factories: RefCell::new(Vec::new()),
+        unix_routes: RefCell::new(HashMap::new()),
+        handoff: init.handoff,
+        next_unix_shard: Cell::new(0),
+    });
+    let timer_task = glommio::spawn_local(timer::drive(clock));
+    let handoff_task = {
+        let s = Rc::clone(&shard);
+        let serve: Rc<dyn Fn(usize, UnixStream)> = Rc::new(move |route, stream| {
+            let handler = s.unix_routes.borrow().get(&route).cloned();
+            if let Some(h) = handler {
+                h(stream);
+            }
+        });
+        let h = shard.handoff.clone();
+        let index = shard.index;
+        glommio::spawn_local(async move { h.receive(index, serve).await })
+    };
+    for (installer, listeners) in init.installers.iter().zip(init.listeners) {
+        if let Err(e) = installer.install(&shard, listeners) {
+            let _ = init.ready.send(Err(e.clone()));
+            return Err(e);
+        }
+    }
+    let _ = init.ready.send(Ok(shard.index));
+    tracing::debug!(shard = shard.index, "listening");
+
+    let stop = init.stop;
+    poll_fn(|cx| {
+        if stop.is_stopping() {
+            return Poll::Ready(());
+        }
+        stop.register(shard.index, cx.waker());
+        if stop.is_stopping() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    shard.shutdown().await;
+    drop(handoff_task);
+    drop(timer_task);
+    Ok(ShardSummary {
+        shard: shard.index,
+        accepted: shard.stats.accepted(),
+        bytes_in: shard.stats.bytes_in(),
+        bytes_out: shard.stats.bytes_out(),
+    })
+}
+
+impl Shard {
+    /// Installs one service on this shard: starts its factory and its accept loops.
+    pub(crate) fn serve<F: Factory>(
+        shard: &Rc<Shard>,
+        factory: F,
+        listeners: Vec<Bound>,
+    ) -> Result<(), String> {
+        let factory = Rc::new(RefCell::new(factory));
+        if let Err(msg) = guarded(|| factory.borrow_mut().start_factory()) {
+            return Err(format!(
+                "start_factory panicked on shard {}: {msg}",
+                shard.index
+            ));
+        }
+        let f = Rc::clone(&factory);
+        shard.stop_factories.borrow_mut().push(Box::new(move || {
+            if let Err(msg) = guarded(|| f.borrow_mut().stop_factory()) {
+                tracing::error!("stop_factory panicked: {msg}");
+            }
+        }));
+        for bound in listeners {
+            match bound {
+                Bound::Tcp(sock) => {
+                    let l = listener::tcp_listener(sock);
+                    let (s, f) = (Rc::clone(shard), Rc::clone(&factory));
+                    let task = glommio::spawn_local(async move { s.accept_tcp(l, f).await });
+                    shard.accept_tasks.borrow_mut().push(task);
+                }
+                Bound::Unix { path, mode, route } => {
+                    let (s, f) = (Rc::downgrade(shard), Rc::clone(&factory));
+                    let host = Address::Unix(Some(path.clone()));
+                    let handler: UnixRoute = Rc::new(move |stream: UnixStream| {
+                        if let Some(s) = s.upgrade() {
+                            let peer = Address::Unix(None);
+                            s.start_connection(&f, stream, peer, host.clone());
+                        }
+                    });
+                    shard
+                        .unix_routes
+                        .borrow_mut()
+                        .insert(route, Rc::clone(&handler));
+                    if shard.index == 0 {
+                        let l = listener::unix_listener(&path, mode).map_err(|e| {
+                            format!("cannot listen on unix:{}: {e}", path.display())
+                        })?;
+                        let s = Rc::clone(shard);
+                        let task =
+                            glommio::spawn_local(
+                                async move { s.accept_unix(l, route, handler).await },
+                            );
+                        shard.accept_tasks.borrow_mut().push(task);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn accept_tcp<F: Factory>(
+        self: Rc<Self>,
+        l: glommio::net::TcpListener,
+        factory: Rc<RefCell<F>>,
+    ) {
+        let host = l
+            .local_addr()
+            .map(Address::Tcp)
+            .unwrap_or(Address::Unix(None));
+        let mut backoff = Backoff::new();
+        loop {
+            match l.accept().await {
+                Ok(stream) => {
+                    backoff.reset();
+                    if self.config.nodelay {
+                        let _ = stream.set_nodelay(true);
+                    }
+                    let peer = match stream.peer_addr() {
+                        Ok(a) => Address::Tcp(a),
+                        Err(_) => continue, // already gone
+                    };
+                    self.start_connection(&factory, stream, peer, host.clone());
+                }
+                Err(e) => self.accept_failed(e.into(), &mut backoff).await,
+            }
+        }
+    }
+
+    async fn accept_unix(
+        self: Rc<Self>,
+        l: glommio::net::UnixListener,
+        route: usize,
+        local: UnixRoute,
+    ) {
+        let mut backoff = Backoff::new();
+        loop {
+            match l.shared_accept().await {
+                Ok(accepted) => {
+                    backoff.reset();
+                    let target = self.next_unix_shard.get();
+                    self.next_unix_shard.set((target + 1) % self.shards);
+                    if target == self.index {
+                        local(accepted.bind_to_executor());
+                    } else if let Err(back) = self.handoff.send(target, route, accepted) {
+                        // That shard's box is full: serve it here rather than drop it.
+                        local(back.bind_to_executor());
+                    }
+                }
+                Err(e) => self.accept_failed(e.into(), &mut backoff).await,
+            }
+        }
+    }
+
+    async fn accept_failed(&self, e: std::io::Error, backoff: &mut Backoff) {
+        match listener::classify(&e) {
+            AcceptFailure::Exhausted => {
+                let (pause, first) = backoff.step();
+                if first {
+                    tracing::warn!(
+                        shard = self.index,
+                        "could not accept a connection: {e}; backing off (up to {:?} between tries)",
+                        Backoff::MAX
+                    );
+                }
+                glommio::timer::sleep(pause).await;
+            }
+            AcceptFailure::Skip => tracing::debug!(shard = self.index, "accept: {e}"),
+            AcceptFailure::Other => {
+                tracing::error!(shard = self.index, "accept failed: {e}");
+                glommio::timer::sleep(Backoff::FIRST).await;
+            }
+        }
+    }
+
+    /// Builds the protocol for an accepted stream and spawns its connection task.
+    fn start_connection<F, S>(
+        self: &Rc<Self>,
+        factory: &Rc<RefCell<F>>,
+        stream: S,
+        peer: Address,
+        host: Address,
+    ) where
+        F: Factory,
+        S: connection::Socket,
+    {
+        ShardStats::add(&self.stats.accepted, 1);
+        if self.stopping.get() {
+            return;
+        }
+        match guarded(|| factory.borrow_mut().build_protocol(&peer)) {
+            Ok(Some(p)) => {
+                let s = Rc::clone(self);
+                glommio::spawn_local(connection::run(s, stream, p, peer, host)).detach();
+            }
+            Ok(None) => {
+                ShardStats::add(&self.stats.refused, 1);
+                tracing::debug!(shard = self.index, %peer, "connection refused by the factory");
+            }
+            Err(msg) => {
+                ShardStats::add(&self.stats.refused, 1);
+                tracing::error!(shard = self.index, %peer, "build_protocol panicked: {msg}; connection closed");
+            }
+        }
+    }
+
+    pub(crate) fn register(&self, shared: &Rc<ConnShared>) -> u64 {
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        self.conns.borrow_mut().insert(id, Rc::clone(shared));
+        ShardStats::add(&self.stats.open, 1);
+        if self.stopping.get() {
+            shared.begin_shutdown();
+        }
+        id
+    }
+
+    pub(crate) fn unregister(&self, id: u64) {
+        let empty = {
+            let mut conns = self.conns.borrow_mut();
+            conns.remove(&id);
+            conns.is_empty()
+        };
+        ShardStats::sub(&self.stats.open, 1);
+        if empty {
+            if let Some(w) = self.drained.take() {
+                w.wake();
+            }
+        }
+    }
+
+    async fn wait_drained(&self, deadline: Option<Instant>) -> bool {
+        let mut timer = deadline
+            .map(|d| glommio::timer::Timer::new(d.saturating_duration_since(Instant::now())));
+        poll_fn(|cx| {
+            if self.conns.borrow().is_empty() {
+                return Poll::Ready(true);
+            }
+            self.drained.set(Some(cx.waker().clone()));
+            if let Some(t) = timer.as_mut() {
+                if Pin::new(t).poll(cx).is_ready() {
+                    return Poll::Ready(false);
+                }
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Graceful shutdown: stop accepting, lose every connection, wait for them to
+    /// drain up to the deadline, abort the rest, then stop the factories.
+    async fn shutdown(&self) {
+        self.stopping.set(true);
+        self.accept_tasks.borrow_mut().clear();
+        let conns: Vec<Rc<ConnShared>> = self.conns.borrow().values().cloned().collect();
+        tracing::debug!(shard = self.index, open = conns.len(), "shutting down");
+        for c in &conns {
+            c.begin_shutdown();
+        }
+        drop(conns);
+        let deadline = Instant::now() + self.config.drain_timeout;
+        if !self.wait_drained(Some(deadline)).await {
+            let left: Vec<Rc<ConnShared>> = self.conns.borrow().values().cloned().collect();
+            tracing::warn!(
+                shard = self.index,
+                "{} connections did not drain within {:?}; aborting them",
+                left.len(),
+                self.config.drain_timeout
+            );
+            for c in &left {
+                c.force_shutdown();
+            }
+            drop(left);
+            self.wait_drained(None).await;
+        }
+        for stop in self.stop_factories.borrow_mut().drain(..) {
+            stop();
+        }
+    }
+}
+
+/// Runs `f`, turning a panic into its message.
+pub(crate) fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|p| panic_message(&*p))
+}
+
+pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_string()
+    }
+}
