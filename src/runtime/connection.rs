@@ -134,6 +134,9 @@ where
             if let Some(end) = self.read(cx) {
                 return Poll::Ready(end);
             }
+            if self.shared.has(flags::ABORTING) {
+                continue; // a callback aborted: nothing is sent
+            }
             if let Err(e) = self.flush(cx) {
                 return Poll::Ready((Reason::ConnectionLost(e), Close::Plain));
             }

@@ -491,8 +491,17 @@ impl ServerBuilder {
 /// [`ServerError::Runtime`] naming the cause (no io_uring, disabled by sysctl,
 /// memlock limit).
 pub fn check_io_uring() -> Result<(), ServerError> {
-    // SAFETY: io_uring_params is plain old data; all-zero is its documented
-    // initial state for io_uring_setup.
+    // Probe on a throw-away thread: tearing a ring down queues kernel task work on
+    // the thread that made it, which interrupts that thread's blocking socket calls
+    // that have a timeout set (EINTR). The caller's thread is left alone.
+    thread::spawn(probe_io_uring)
+        .join()
+        .unwrap_or_else(|_| Err(ServerError::Runtime("the io_uring probe panicked".into())))
+}
+
+fn probe_io_uring() -> Result<(), ServerError> {
+    // io_uring_params is 120 bytes of plain data; all-zero is its documented initial
+    // state for io_uring_setup.
     let mut params: [u8; 120] = [0; 120];
     // SAFETY: io_uring_setup(2) takes an entry count and a pointer to a 120-byte
     // io_uring_params that it reads and writes; `params` lives across the call.

@@ -1,0 +1,361 @@
+//! A connection's life over real sockets: every way it can end, each ending reported
+//! exactly once with the right reason; panics, slow readers and shutdown.
+
+mod support;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use support::{connect, read_to_end, require_io_uring, round_trip};
+use weft::{Address, Factory, Protocol, Reason, Server, ServerHandle, Transport};
+
+/// What the recording protocol saw: one entry per `connection_lost`, by connection.
+#[derive(Default)]
+struct Record {
+    lost: Vec<(u32, String)>,
+}
+
+type Shared = Arc<Mutex<Record>>;
+
+/// Echoes, and obeys commands: `lose` (write then lose), `abort`, `panic`,
+/// `flood N` (write N bytes).
+struct Scripted {
+    id: u32,
+    record: Shared,
+}
+
+impl Protocol for Scripted {
+    fn data_received(&mut self, data: &[u8], t: &mut Transport) {
+        let text = String::from_utf8_lossy(data);
+        let cmd = text.trim();
+        if cmd == "lose" {
+            t.write(b"first ");
+            t.lose_connection();
+            t.write(b"after-lose");
+        } else if cmd == "abort" {
+            t.write(b"never seen");
+            t.abort_connection();
+        } else if cmd == "panic" {
+            t.write(b"never seen");
+            panic!("scripted panic on connection {}", self.id);
+        } else if let Some(n) = cmd.strip_prefix("flood ") {
+            let n: usize = n.parse().unwrap();
+            t.write(&vec![b'x'; n]);
+        } else {
+            t.write(data);
+        }
+    }
+
+    fn connection_lost(&mut self, reason: Reason) {
+        let kind = match reason {
+            Reason::ConnectionDone => "done".to_string(),
+            Reason::ConnectionLost(_) => "lost".to_string(),
+            Reason::ConnectionAborted => "aborted".to_string(),
+            Reason::OutputLimitExceeded { .. } => "output-limit".to_string(),
+            Reason::Shutdown { drained } => format!("shutdown drained={drained}"),
+            Reason::ProtocolFailure(msg) => format!("failure: {msg}"),
+            _ => "other".to_string(),
+        };
+        self.record.lock().unwrap().lost.push((self.id, kind));
+    }
+}
+
+struct ScriptedFactory {
+    next: u32,
+    shard: u32,
+    record: Shared,
+}
+
+impl Factory for ScriptedFactory {
+    type Protocol = Scripted;
+    fn build_protocol(&mut self, _peer: &Address) -> Option<Scripted> {
+        self.next += 1;
+        Some(Scripted {
+            id: self.shard * 1_000_000 + self.next,
+            record: Arc::clone(&self.record),
+        })
+    }
+}
+
+fn server(cores: usize, record: &Shared, max_output: usize) -> ServerHandle {
+    require_io_uring();
+    let r = Arc::clone(record);
+    Server::builder()
+        .cores(cores)
+        .max_output_buffer(max_output)
+        .drain_timeout(Duration::from_secs(3))
+        .listen("tcp:0:interface=127.0.0.1", move |shard| ScriptedFactory {
+            next: 0,
+            shard: shard as u32,
+            record: Arc::clone(&r),
+        })
+        .start()
+        .expect("server starts")
+}
+
+/// Waits until `n` connections have been reported lost; returns their reasons.
+fn wait_lost(record: &Shared, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        {
+            let r = record.lock().unwrap();
+            if r.lost.len() >= n {
+                return r.lost.iter().map(|(_, k)| k.clone()).collect();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "connection_lost not called in time"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn assert_each_once(record: &Shared) {
+    let r = record.lock().unwrap();
+    let mut ids: Vec<u32> = r.lost.iter().map(|(id, _)| *id).collect();
+    ids.sort_unstable();
+    let before = ids.len();
+    ids.dedup();
+    assert_eq!(
+        ids.len(),
+        before,
+        "a connection was reported lost twice: {:?}",
+        r.lost
+    );
+}
+
+fn reset_close(s: TcpStream) {
+    let s2 = socket2::Socket::from(s);
+    s2.set_linger(Some(Duration::ZERO)).unwrap();
+    drop(s2);
+}
+
+#[test]
+fn lose_connection_after_writes_delivers_every_byte_then_eof() {
+    let record = Shared::default();
+    let server = server(2, &record, 16 << 20);
+    let mut c = connect(server.tcp_addr().unwrap());
+    c.write_all(b"lose").unwrap();
+    assert_eq!(read_to_end(&mut c), b"first after-lose");
+    assert_eq!(wait_lost(&record, 1), vec!["done"]);
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn abort_connection_discards_output_and_the_peer_sees_a_reset() {
+    let record = Shared::default();
+    let server = server(2, &record, 16 << 20);
+    let mut c = connect(server.tcp_addr().unwrap());
+    c.write_all(b"abort").unwrap();
+    let mut buf = [0u8; 64];
+    let err = c.read(&mut buf).expect_err("a reset, not data or EOF");
+    assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
+    assert_eq!(wait_lost(&record, 1), vec!["aborted"]);
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn connection_lost_is_called_exactly_once_in_every_path() {
+    let record = Shared::default();
+    let server = server(2, &record, 16 << 20);
+    let addr = server.tcp_addr().unwrap();
+
+    // Peer closes cleanly.
+    let mut c = connect(addr);
+    assert_eq!(round_trip(&mut c, b"hi"), b"hi");
+    drop(c);
+    // Peer resets.
+    let mut c = connect(addr);
+    assert_eq!(round_trip(&mut c, b"hi"), b"hi");
+    reset_close(c);
+    // We lose, we abort, the protocol panics.
+    for cmd in ["lose", "abort", "panic"] {
+        let mut c = connect(addr);
+        c.write_all(cmd.as_bytes()).unwrap();
+        let mut sink = Vec::new();
+        let _ = c.read_to_end(&mut sink);
+    }
+    wait_lost(&record, 5);
+    // Server shutdown, with one connection still open.
+    let mut open = connect(addr);
+    assert_eq!(round_trip(&mut open, b"x"), b"x");
+    server.shutdown().unwrap();
+    assert_eq!(read_to_end(&mut open), b"");
+    let mut reasons = wait_lost(&record, 6);
+    reasons.sort();
+    let mut want = vec![
+        "aborted".to_string(),
+        "done".into(),
+        "done".into(),
+        "lost".into(),
+        "shutdown drained=true".into(),
+    ];
+    want.push(
+        reasons
+            .iter()
+            .find(|r| r.starts_with("failure"))
+            .cloned()
+            .unwrap_or_default(),
+    );
+    want.sort();
+    assert_eq!(reasons, want);
+    assert!(
+        reasons.iter().any(|r| r.contains("scripted panic")),
+        "{reasons:?}"
+    );
+    assert_each_once(&record);
+}
+
+#[test]
+fn a_panicking_protocol_ends_only_its_own_connection() {
+    let record = Shared::default();
+    let server = server(1, &record, 16 << 20); // one shard: everyone shares it
+    let addr = server.tcp_addr().unwrap();
+    let mut others: Vec<TcpStream> = (0..10).map(|_| connect(addr)).collect();
+    for o in &mut others {
+        assert_eq!(round_trip(o, b"before"), b"before");
+    }
+    let mut bad = connect(addr);
+    bad.write_all(b"panic").unwrap();
+    // The panicking connection is closed without its pending output.
+    let mut got = Vec::new();
+    let _ = bad.read_to_end(&mut got);
+    assert!(
+        got.is_empty(),
+        "pending output should be discarded: {got:?}"
+    );
+    let reasons = wait_lost(&record, 1);
+    assert!(
+        reasons[0].starts_with("failure: scripted panic"),
+        "{reasons:?}"
+    );
+    for o in &mut others {
+        assert_eq!(round_trip(o, b"after"), b"after");
+    }
+    let mut fresh = connect(addr);
+    assert_eq!(round_trip(&mut fresh, b"new"), b"new");
+    drop((others, fresh));
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn graceful_shutdown_delivers_everything_written_before_it() {
+    let record = Shared::default();
+    let server = server(2, &record, 64 << 20);
+    let addr = server.tcp_addr().unwrap();
+    const N: usize = 8 << 20;
+    let mut clients: Vec<TcpStream> = (0..4).map(|_| connect(addr)).collect();
+    for c in &mut clients {
+        c.write_all(format!("flood {N}").as_bytes()).unwrap();
+    }
+    // Let the server buffer it (the clients are not reading yet), then stop.
+    thread::sleep(Duration::from_millis(200));
+    let stopper = thread::spawn(move || server.shutdown().unwrap());
+    for c in &mut clients {
+        let got = read_to_end(c);
+        assert_eq!(got.len(), N);
+    }
+    stopper.join().unwrap();
+    let reasons = wait_lost(&record, 4);
+    assert!(
+        reasons.iter().all(|r| r == "shutdown drained=true"),
+        "{reasons:?}"
+    );
+}
+
+#[test]
+fn shutdown_aborts_connections_that_do_not_drain_in_time() {
+    let record = Shared::default();
+    let r = Arc::clone(&record);
+    let server = Server::builder()
+        .cores(1)
+        .drain_timeout(Duration::from_millis(300))
+        .listen("tcp:0:interface=127.0.0.1", move |shard| ScriptedFactory {
+            next: 0,
+            shard: shard as u32,
+            record: Arc::clone(&r),
+        })
+        .start()
+        .unwrap();
+    let mut c = connect(server.tcp_addr().unwrap());
+    c.write_all(b"flood 16000000").unwrap();
+    thread::sleep(Duration::from_millis(100));
+    let t0 = Instant::now();
+    server.shutdown().unwrap(); // the client never reads
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    assert_eq!(wait_lost(&record, 1), vec!["shutdown drained=false"]);
+}
+
+#[test]
+fn a_client_that_never_reads_hits_the_output_cap_while_others_keep_their_speed() {
+    let record = Shared::default();
+    let server = server(1, &record, 4 << 20); // one shard, 4 MiB cap
+    let addr = server.tcp_addr().unwrap();
+
+    let mut fast = connect(addr);
+    let rate = |c: &mut TcpStream| {
+        let t0 = Instant::now();
+        for i in 0..500u32 {
+            assert_eq!(round_trip(c, &i.to_be_bytes()), i.to_be_bytes());
+        }
+        500.0 / t0.elapsed().as_secs_f64()
+    };
+    let before = rate(&mut fast);
+
+    // The hog sends without ever reading: the echo piles up in the server.
+    let hog = connect(addr);
+    let hog_thread = thread::spawn(move || {
+        let mut hog = hog;
+        let chunk = vec![b'h'; 64 * 1024];
+        let mut sent = 0usize;
+        while sent < (256 << 20) {
+            match hog.write(&chunk) {
+                Ok(n) => sent += n,
+                Err(_) => break, // reset by the server: the cap was hit
+            }
+        }
+        sent
+    });
+    let during = rate(&mut fast);
+    let sent = hog_thread.join().unwrap();
+    assert!(sent < (256 << 20), "the hog was never cut off");
+    let reasons = wait_lost(&record, 1);
+    assert_eq!(reasons, vec!["output-limit"]);
+    eprintln!("ping-pong rate before {before:.0}/s, during the hog {during:.0}/s");
+    assert!(
+        during > before * 0.2,
+        "the other client slowed from {before:.0}/s to {during:.0}/s"
+    );
+    assert_eq!(round_trip(&mut fast, b"still here"), b"still here");
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn refused_connections_are_closed_at_once_and_counted() {
+    struct Refuse;
+    impl Factory for Refuse {
+        type Protocol = weft::services::wire::Echo;
+        fn build_protocol(&mut self, _peer: &Address) -> Option<Self::Protocol> {
+            None
+        }
+    }
+    require_io_uring();
+    let server = Server::builder()
+        .cores(2)
+        .listen("tcp:0:interface=127.0.0.1", |_| Refuse)
+        .start()
+        .unwrap();
+    let mut c = connect(server.tcp_addr().unwrap());
+    assert_eq!(read_to_end(&mut c), b"");
+    c.shutdown(Shutdown::Both).ok();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.stats().iter().map(|s| s.refused()).sum::<u64>() < 1 {
+        assert!(Instant::now() < deadline, "refusal not counted");
+        thread::sleep(Duration::from_millis(5));
+    }
+    server.shutdown().unwrap();
+}
