@@ -137,6 +137,11 @@ where
             if self.shared.has(flags::ABORTING) {
                 continue; // a callback aborted: nothing is sent
             }
+            // Pause before sending, as Twisted does on the write that crosses the mark:
+            // a send that drains everything must not hide the crossing.
+            if let Err(end) = self.check_high_watermark() {
+                return Poll::Ready(end);
+            }
             if let Err(e) = self.flush(cx) {
                 return Poll::Ready((Reason::ConnectionLost(e), Close::Plain));
             }
@@ -282,9 +287,7 @@ where
         }
         let paused = self.shared.has(flags::PRODUCER_PAUSED);
         if buffered > limits.high_watermark && !paused {
-            self.shared.set(flags::PRODUCER_PAUSED);
-            self.callback(|p, t| p.pause_producing(t))
-                .map_err(|r| (r, Close::Orderly))?;
+            self.check_high_watermark()?;
             return Ok(false);
         }
         if buffered == 0 && paused {
@@ -294,6 +297,18 @@ where
             return Ok(!self.shared.out.borrow().is_empty());
         }
         Ok(false)
+    }
+
+    /// Tells the protocol to pause producing if its output passed the high watermark.
+    fn check_high_watermark(&mut self) -> Result<(), (Reason, Close)> {
+        let buffered = self.shared.out.borrow().len();
+        if buffered > self.shared.limits.high_watermark && !self.shared.has(flags::PRODUCER_PAUSED)
+        {
+            self.shared.set(flags::PRODUCER_PAUSED);
+            self.callback(|p, t| p.pause_producing(t))
+                .map_err(|r| (r, Close::Orderly))?;
+        }
+        Ok(())
     }
 
     /// Closes the socket as `how` says and delivers `connection_lost`, exactly once.

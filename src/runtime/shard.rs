@@ -8,6 +8,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::poll_fn;
 use std::future::Future;
+use std::os::fd::AsRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::Rc;
@@ -60,6 +61,10 @@ pub(crate) struct Shard {
     accept_tasks: RefCell<Vec<glommio::Task<()>>>,
     stop_factories: RefCell<Vec<Box<dyn FnOnce()>>>,
     unix_routes: RefCell<HashMap<usize, UnixRoute>>,
+    /// UNIX socket files this shard bound, removed at shutdown (as Twisted does).
+    unix_paths: RefCell<Vec<std::path::PathBuf>>,
+    /// This shard's listening TCP sockets, shut down first at shutdown.
+    listen_fds: RefCell<Vec<std::os::fd::RawFd>>,
     handoff: Handoff,
     next_unix_shard: Cell<usize>,
 }
@@ -88,6 +93,8 @@ pub(crate) async fn run(init: ShardInit) -> Result<ShardSummary, String> {
         accept_tasks: RefCell::new(Vec::new()),
         stop_factories: RefCell::new(Vec::new()),
         unix_routes: RefCell::new(HashMap::new()),
+        unix_paths: RefCell::new(Vec::new()),
+        listen_fds: RefCell::new(Vec::new()),
         handoff: init.handoff,
         next_unix_shard: Cell::new(0),
     });
@@ -127,8 +134,8 @@ pub(crate) async fn run(init: ShardInit) -> Result<ShardSummary, String> {
     })
     .await;
     shard.shutdown().await;
-    drop(handoff_task);
-    drop(timer_task);
+    handoff_task.cancel().await;
+    timer_task.cancel().await;
     Ok(ShardSummary {
         shard: shard.index,
         accepted: shard.stats.accepted(),
@@ -160,6 +167,7 @@ impl Shard {
         for bound in listeners {
             match bound {
                 Bound::Tcp(sock) => {
+                    shard.listen_fds.borrow_mut().push(sock.as_raw_fd());
                     let l = listener::tcp_listener(sock);
                     let (s, f) = (Rc::clone(shard), Rc::clone(&factory));
                     let task = glommio::spawn_local(async move { s.accept_tcp(l, f).await });
@@ -182,6 +190,7 @@ impl Shard {
                         let l = listener::unix_listener(&path, mode).map_err(|e| {
                             format!("cannot listen on unix:{}: {e}", path.display())
                         })?;
+                        shard.unix_paths.borrow_mut().push(path.clone());
                         let s = Rc::clone(shard);
                         let task =
                             glommio::spawn_local(
@@ -347,7 +356,23 @@ impl Shard {
     /// drain up to the deadline, abort the rest, then stop the factories.
     async fn shutdown(&self) {
         self.stopping.set(true);
-        self.accept_tasks.borrow_mut().clear();
+        // Stop listening now, deterministically: an io_uring accept still in flight
+        // holds a reference to its socket, so closing the descriptor alone would
+        // leave the port (and its SO_REUSEPORT share of new connections) alive until
+        // the ring lets go. shutdown(2) takes a TCP socket out of LISTEN at once; a
+        // UNIX socket file is unlinked so that no one can reach it.
+        for fd in self.listen_fds.borrow_mut().drain(..) {
+            // SAFETY: `fd` is a listening socket owned by an accept task that is
+            // still alive (it is cancelled below); shutdown(2) does not release it.
+            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        }
+        for path in self.unix_paths.borrow_mut().drain(..) {
+            let _ = std::fs::remove_file(path);
+        }
+        let accepts: Vec<_> = self.accept_tasks.borrow_mut().drain(..).collect();
+        for task in accepts {
+            task.cancel().await;
+        }
         let conns: Vec<Rc<ConnShared>> = self.conns.borrow().values().cloned().collect();
         tracing::debug!(shard = self.index, open = conns.len(), "shutting down");
         for c in &conns {
