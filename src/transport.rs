@@ -422,6 +422,17 @@ impl TransportHandle {
         !self.shared.has(flags::LOST)
     }
 
+    /// Stops reading from the peer, as [`Transport::pause_reading`].
+    pub fn pause_reading(&self) {
+        self.shared.set(flags::READ_PAUSED);
+    }
+
+    /// Resumes reading and wakes the connection, as [`Transport::resume_reading`].
+    pub fn resume_reading(&self) {
+        self.shared.unset(flags::READ_PAUSED);
+        self.shared.wake();
+    }
+
     /// Tells whether a close is pending.
     pub fn disconnecting(&self) -> bool {
         self.shared.has(flags::LOSING | flags::ABORTING)

@@ -173,7 +173,9 @@ fn a_server_restarted_on_the_same_port_gets_every_new_connection() {
     let start = |port: u16| {
         Server::builder()
             .cores(2)
-            .listen(&format!("tcp:{port}:interface=127.0.0.1"), |_| SimpleFactory::new(|| Echo))
+            .listen(&format!("tcp:{port}:interface=127.0.0.1"), |_| {
+                SimpleFactory::new(|| Echo)
+            })
             .start()
             .unwrap()
     };

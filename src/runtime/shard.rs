@@ -72,32 +72,14 @@ pub(crate) struct Shard {
 /// Runs a shard until it is stopped; the root future of its executor.
 pub(crate) async fn run(init: ShardInit) -> Result<ShardSummary, String> {
     let clock = Clock::real();
-    let reactor = Reactor::new(
-        clock.clone(),
-        Rc::new(|f| {
-            glommio::spawn_local(f).detach();
-        }),
+    let shard = Shard::new(
         init.index,
+        init.shards,
+        init.config,
+        init.stats,
+        clock.clone(),
+        init.handoff,
     );
-    let shard = Rc::new(Shard {
-        index: init.index,
-        shards: init.shards,
-        config: init.config,
-        stats: init.stats,
-        reactor,
-        scratch: RefCell::new(vec![0; READ_BUFFER_SIZE]),
-        conns: RefCell::new(HashMap::new()),
-        next_id: Cell::new(0),
-        drained: Cell::new(None),
-        stopping: Cell::new(false),
-        accept_tasks: RefCell::new(Vec::new()),
-        stop_factories: RefCell::new(Vec::new()),
-        unix_routes: RefCell::new(HashMap::new()),
-        unix_paths: RefCell::new(Vec::new()),
-        listen_fds: RefCell::new(Vec::new()),
-        handoff: init.handoff,
-        next_unix_shard: Cell::new(0),
-    });
     let timer_task = glommio::spawn_local(timer::drive(clock));
     let handoff_task = {
         let s = Rc::clone(&shard);
@@ -145,6 +127,42 @@ pub(crate) async fn run(init: ShardInit) -> Result<ShardSummary, String> {
 }
 
 impl Shard {
+    pub(crate) fn new(
+        index: usize,
+        shards: usize,
+        config: Arc<Config>,
+        stats: Arc<ShardStats>,
+        clock: Clock,
+        handoff: Handoff,
+    ) -> Rc<Shard> {
+        let reactor = Reactor::new(
+            clock,
+            Rc::new(|f| {
+                glommio::spawn_local(f).detach();
+            }),
+            index,
+        );
+        Rc::new(Shard {
+            index,
+            shards,
+            config,
+            stats,
+            reactor,
+            scratch: RefCell::new(vec![0; READ_BUFFER_SIZE]),
+            conns: RefCell::new(HashMap::new()),
+            next_id: Cell::new(0),
+            drained: Cell::new(None),
+            stopping: Cell::new(false),
+            accept_tasks: RefCell::new(Vec::new()),
+            stop_factories: RefCell::new(Vec::new()),
+            unix_routes: RefCell::new(HashMap::new()),
+            unix_paths: RefCell::new(Vec::new()),
+            listen_fds: RefCell::new(Vec::new()),
+            handoff,
+            next_unix_shard: Cell::new(0),
+        })
+    }
+
     /// Installs one service on this shard: starts its factory and its accept loops.
     pub(crate) fn serve<F: Factory>(
         shard: &Rc<Shard>,
