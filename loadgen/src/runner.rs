@@ -6,6 +6,7 @@
 //! Final results are merged by adding histograms.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicUsize;
 use std::sync::mpsc;
 use std::sync::{Arc, Barrier, OnceLock};
 use std::time::{Instant, SystemTime};
@@ -16,7 +17,7 @@ use crate::hlog::HlogWriter;
 use crate::payload::Payload;
 use crate::report;
 use crate::stats::{Counters, IntervalReport, Metrics, ThreadResult};
-use crate::worker::{ThreadCtx, Timeline};
+use crate::worker::{Shared, ThreadCtx, Timeline};
 use crate::{chat, connect, echo, socket};
 
 /// The merged result of a run.
@@ -67,6 +68,10 @@ pub fn run(cfg: RunConfig) -> Result<Outcome, String> {
     let ready = Arc::new(Barrier::new(threads + 1));
     let go = Arc::new(Barrier::new(threads + 1));
     let start_cell = Arc::new(OnceLock::new());
+    let shared = Arc::new(Shared {
+        issuing: AtomicUsize::new(threads),
+        ..Shared::default()
+    });
     let (tx, rx) = mpsc::channel::<IntervalReport>();
     let mut handles = Vec::with_capacity(threads);
     let mut first = 0;
@@ -92,6 +97,7 @@ pub fn run(cfg: RunConfig) -> Result<Outcome, String> {
             ready: Arc::clone(&ready),
             go: Arc::clone(&go),
             start: Arc::clone(&start_cell),
+            shared: Arc::clone(&shared),
         };
         first += share;
         let mode = cfg.mode;
@@ -195,6 +201,13 @@ pub fn run(cfg: RunConfig) -> Result<Outcome, String> {
         }
     }
     .max(1e-9);
+    if cfg.mode == Mode::Chat {
+        // Every line is delivered to every client, its sender included.
+        let expected = counts.requests.saturating_mul(cfg.connections as u64);
+        if counts.deliveries < expected {
+            *counts.errors.entry("chat_lost".into()).or_insert(0) += expected - counts.deliveries;
+        }
+    }
     if let Some(h) = hlog.as_mut() {
         h.finish()?;
     }

@@ -178,6 +178,19 @@ impl Recorder {
         }
     }
 
+    /// Records one chat delivery's latency (the delivery is counted by the caller).
+    #[inline]
+    pub fn complete_delivery(&mut self, intended: Nanos, sent: Nanos, done: Nanos) {
+        let response = done.saturating_sub(intended);
+        let service = done.saturating_sub(sent);
+        record(&mut self.interval.response, response);
+        record(&mut self.interval.service, service);
+        if self.measured(intended) {
+            record(&mut self.total.response, response);
+            record(&mut self.total.service, service);
+        }
+    }
+
     /// Records a request that never completed: its response time is at least its age.
     pub fn unfinished(&mut self, intended: Nanos, now: Nanos) {
         let age = now.saturating_sub(intended);
