@@ -175,7 +175,11 @@ impl Chat<'_> {
         }
         if pending != cl.wants_write {
             cl.wants_write = pending;
-            let interest = if pending { READABLE | WRITABLE } else { READABLE };
+            let interest = if pending {
+                READABLE | WRITABLE
+            } else {
+                READABLE
+            };
             if let Some(fd) = cl.fd.as_ref() {
                 let _ = self.poller.modify(fd.as_raw_fd(), interest, c as u64);
             }
@@ -334,9 +338,9 @@ pub fn run_thread(ctx: ThreadCtx) -> ThreadResult {
     let setup = Clock::starting_now();
     let mut renamed = vec![false; n_clients];
     loop {
-        for c in 0..n_clients {
-            if !renamed[c] && ch.clients[c].lines_seen >= WELCOME_LINES {
-                renamed[c] = true;
+        for (c, done) in renamed.iter_mut().enumerate() {
+            if !*done && ch.clients[c].lines_seen >= WELCOME_LINES {
+                *done = true;
                 let id = ch.clients[c].id;
                 let _ = write!(ch.clients[c].out, "/NAME c{id}\r\n");
                 ch.queue_out(c);

@@ -112,7 +112,11 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         "chat" => Mode::Chat,
         "plot" => return parse_plot(&args[1..]),
         "-h" | "--help" | "help" => return Ok(Command::Help),
-        other => return Err(format!("unknown command {other:?} (echo, connect, chat, plot)")),
+        other => {
+            return Err(format!(
+                "unknown command {other:?} (echo, connect, chat, plot)"
+            ))
+        }
     };
     let mut cfg = RunConfig::new(mode, "");
     let mut connections_given = false;

@@ -84,7 +84,8 @@ impl Storm<'_> {
                 });
             }
             Err(e) => {
-                self.rec.error(&format!("connect:{}", socket::error_name(&e)));
+                self.rec
+                    .error(&format!("connect:{}", socket::error_name(&e)));
                 self.free.push(slot);
             }
         }

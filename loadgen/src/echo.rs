@@ -154,7 +154,11 @@ impl Echo<'_> {
         }
         if pending != conn.wants_write {
             conn.wants_write = pending;
-            let interest = if pending { READABLE | WRITABLE } else { READABLE };
+            let interest = if pending {
+                READABLE | WRITABLE
+            } else {
+                READABLE
+            };
             if let Some(fd) = conn.fd.as_ref() {
                 let _ = self.poller.modify(fd.as_raw_fd(), interest, c as u64);
             }
@@ -211,7 +215,8 @@ impl Echo<'_> {
             if conn.rx_pos == frame_len {
                 conn.rx_pos = 0;
                 conn.in_flight.pop_front();
-                self.rec.complete(front.intended, front.sent, now, !front.queued);
+                self.rec
+                    .complete(front.intended, front.sent, now, !front.queued);
             }
         }
         // Refill the connection's window.

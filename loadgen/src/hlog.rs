@@ -97,13 +97,13 @@ impl HlogWriter {
 /// # Errors
 /// A message when the file cannot be read or a line does not parse.
 pub fn read_total(path: &Path) -> Result<(Histogram<u64>, Vec<Duration>), String> {
-    let data =
-        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let data = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mut total = new_histogram();
     let mut starts = Vec::new();
     let mut de = Deserializer::new();
     for entry in IntervalLogIterator::new(&data) {
-        let entry = entry.map_err(|e| format!("{}: not an interval log ({e:?})", path.display()))?;
+        let entry =
+            entry.map_err(|e| format!("{}: not an interval log ({e:?})", path.display()))?;
         if let LogEntry::Interval(iv) = entry {
             let raw = base64::engine::general_purpose::STANDARD
                 .decode(iv.encoded_histogram())

@@ -129,8 +129,14 @@ mod tests {
                 let mut f = Vec::new();
                 p.append(0xdead_beef, &mut f);
                 for cut in 0..=f.len() {
-                    assert!(p.matches(0xdead_beef, 0, &f[..cut]), "{framing} {size} {cut}");
-                    assert!(p.matches(0xdead_beef, cut, &f[cut..]), "{framing} {size} {cut}");
+                    assert!(
+                        p.matches(0xdead_beef, 0, &f[..cut]),
+                        "{framing} {size} {cut}"
+                    );
+                    assert!(
+                        p.matches(0xdead_beef, cut, &f[cut..]),
+                        "{framing} {size} {cut}"
+                    );
                 }
                 if size > 0 {
                     assert!(!p.matches(0xdead_bee0, 0, &f), "{framing} {size}");

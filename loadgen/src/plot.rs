@@ -67,7 +67,13 @@ impl Canvas {
             let t = s as f64 / steps as f64;
             let (x, y) = (x0 + (x1 - x0) * t, y0 + (y1 - y0) * t);
             let (x, y) = (x.round() as i64, y.round() as i64);
-            self.rect(x - thick / 2, y - thick / 2, x + (thick - 1) / 2, y + (thick - 1) / 2, c);
+            self.rect(
+                x - thick / 2,
+                y - thick / 2,
+                x + (thick - 1) / 2,
+                y + (thick - 1) / 2,
+                c,
+            );
         }
     }
 
@@ -99,7 +105,12 @@ pub fn curve_of(h: &Histogram<u64>) -> Vec<(f64, f64)> {
         return Vec::new();
     }
     h.iter_quantiles(5)
-        .map(|v| (v.quantile_iterated_to() * 100.0, v.value_iterated_to() as f64 / 1e3))
+        .map(|v| {
+            (
+                v.quantile_iterated_to() * 100.0,
+                v.value_iterated_to() as f64 / 1e3,
+            )
+        })
         .collect()
 }
 
@@ -131,7 +142,11 @@ pub fn draw(series: &[(String, Vec<(f64, f64)>)], title: &str, out: &Path) -> Re
     if series.iter().all(|(_, p)| p.is_empty()) {
         return Err("nothing to plot: every input is empty".into());
     }
-    let values = || series.iter().flat_map(|(_, pts)| pts.iter().map(|p| p.1.max(0.001)));
+    let values = || {
+        series
+            .iter()
+            .flat_map(|(_, pts)| pts.iter().map(|p| p.1.max(0.001)))
+    };
     let lo = values().fold(f64::MAX, f64::min).log10().floor();
     let hi = values().fold(0.0f64, f64::max).log10().ceil().max(lo + 1.0);
     let (pw, ph) = ((W - LEFT - RIGHT) as f64, (H - TOP - BOTTOM) as f64);
@@ -151,17 +166,37 @@ pub fn draw(series: &[(String, Vec<(f64, f64)>)], title: &str, out: &Path) -> Re
         let (_, y) = to_xy(0.0, v);
         c.line((LEFT as f64, y), ((W - RIGHT) as f64, y), grid, 1);
         let label = fmt_us(v);
-        c.text(LEFT as i64 - 10 - text_width(&label, 2), y as i64 - 7, &label, 2, black);
+        c.text(
+            LEFT as i64 - 10 - text_width(&label, 2),
+            y as i64 - 7,
+            &label,
+            2,
+            black,
+        );
         d += 1.0;
     }
     // x ticks.
-    for (n, label) in ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%"].iter().enumerate() {
+    for (n, label) in ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%"]
+        .iter()
+        .enumerate()
+    {
         let x = LEFT as f64 + n as f64 / MAX_NINES * pw;
         c.line((x, TOP as f64), (x, (H - BOTTOM) as f64), grid, 1);
-        c.text(x as i64 - text_width(label, 2) / 2, (H - BOTTOM) as i64 + 12, label, 2, black);
+        c.text(
+            x as i64 - text_width(label, 2) / 2,
+            (H - BOTTOM) as i64 + 12,
+            label,
+            2,
+            black,
+        );
     }
     // Axes.
-    c.line((LEFT as f64, TOP as f64), (LEFT as f64, (H - BOTTOM) as f64), black, 2);
+    c.line(
+        (LEFT as f64, TOP as f64),
+        (LEFT as f64, (H - BOTTOM) as f64),
+        black,
+        2,
+    );
     c.line(
         (LEFT as f64, (H - BOTTOM) as f64),
         ((W - RIGHT) as f64, (H - BOTTOM) as f64),
@@ -170,7 +205,13 @@ pub fn draw(series: &[(String, Vec<(f64, f64)>)], title: &str, out: &Path) -> Re
     );
     c.text((W as i64 - text_width(title, 3)) / 2, 15, title, 3, black);
     let xl = "PERCENTILE";
-    c.text((W as i64 - text_width(xl, 2)) / 2, H as i64 - 30, xl, 2, black);
+    c.text(
+        (W as i64 - text_width(xl, 2)) / 2,
+        H as i64 - 30,
+        xl,
+        2,
+        black,
+    );
     // Series, then the legend on top.
     for (i, (_, pts)) in series.iter().enumerate() {
         let colour = COLOURS[i % COLOURS.len()];
@@ -221,7 +262,10 @@ fn curve_from_json(path: &Path, text: &str) -> Result<Vec<(f64, f64)>, String> {
     pts.iter()
         .map(|p| match (p[0].as_f64(), p[1].as_f64()) {
             (Some(a), Some(b)) => Ok((a, b)),
-            _ => Err(format!("{}: malformed percentiles_us point {p}", path.display())),
+            _ => Err(format!(
+                "{}: malformed percentiles_us point {p}",
+                path.display()
+            )),
         })
         .collect()
 }

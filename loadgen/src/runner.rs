@@ -122,11 +122,10 @@ pub fn run(cfg: RunConfig) -> Result<Outcome, String> {
 
     let timeline = Timeline::of(&cfg);
     // index -> (threads reported, merged metrics, merged counters, open connections)
-    let mut pending: BTreeMap<u64, (usize, Metrics, Counters, u64, Nanos, Nanos)> =
-        BTreeMap::new();
+    let mut pending: BTreeMap<u64, (usize, Metrics, Counters, u64, Nanos, Nanos)> = BTreeMap::new();
     let emit = |index: u64,
-                    entry: (usize, Metrics, Counters, u64, Nanos, Nanos),
-                    hlog: &mut Option<HlogWriter>| {
+                entry: (usize, Metrics, Counters, u64, Nanos, Nanos),
+                hlog: &mut Option<HlogWriter>| {
         let (_, m, c, open, start, end) = entry;
         if !cfg.quiet {
             let warm = start < timeline.warmup_end;
@@ -189,7 +188,10 @@ pub fn run(cfg: RunConfig) -> Result<Outcome, String> {
                 end = end.max(e);
             }
             Err(_) => {
-                *counts.errors.entry(format!("thread {i} panicked")).or_insert(0) += 1;
+                *counts
+                    .errors
+                    .entry(format!("thread {i} panicked"))
+                    .or_insert(0) += 1;
             }
         }
     }

@@ -33,7 +33,7 @@ impl Schedule {
             return None;
         }
         let rate_milli = (rate * 1000.0).round();
-        if rate_milli < 1.0 || rate_milli > 1e18 {
+        if !(1.0..=1e18).contains(&rate_milli) {
             return None;
         }
         Some(Schedule {
@@ -51,7 +51,8 @@ impl Schedule {
     #[inline]
     pub fn intended(&self, k: u64) -> Nanos {
         let offset = (k as u128) * 1_000_000_000_000u128 / self.rate_milli;
-        self.phase.saturating_add(offset.min(u64::MAX as u128) as u64)
+        self.phase
+            .saturating_add(offset.min(u64::MAX as u128) as u64)
     }
 
     /// Returns the number of ticks whose intended time is at or before `t`.

@@ -203,7 +203,11 @@ impl Recorder {
     /// Counts one error of `kind`, in the run and in the current interval.
     pub fn error(&mut self, kind: &str) {
         *self.counts.errors.entry(kind.to_string()).or_insert(0) += 1;
-        *self.interval_counts.errors.entry(kind.to_string()).or_insert(0) += 1;
+        *self
+            .interval_counts
+            .errors
+            .entry(kind.to_string())
+            .or_insert(0) += 1;
     }
 
     /// Counts bytes sent.

@@ -10,8 +10,8 @@
 //! opened (it then counts the errors and idles until the end), so a run never hangs.
 
 use std::net::SocketAddr;
-use std::sync::mpsc::Sender;
 use std::sync::atomic::{AtomicI64, AtomicUsize};
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, Barrier, OnceLock};
 use std::time::Instant;
 

@@ -15,8 +15,16 @@ fn connect_storm_counts_connects() {
     let json = temp_path("connect.json");
     let run = loadgen(
         &[
-            "connect", "--target", &addr, "--rate", "500", "--duration", "0.5s", "--json",
-            json.to_str().unwrap(), "--quiet",
+            "connect",
+            "--target",
+            &addr,
+            "--rate",
+            "500",
+            "--duration",
+            "0.5s",
+            "--json",
+            json.to_str().unwrap(),
+            "--quiet",
         ],
         Duration::from_secs(20),
     );
@@ -30,17 +38,33 @@ fn connect_storm_counts_connects() {
 #[test]
 fn refused_connects_are_errors_by_errno() {
     // Bind then drop to find a port that nothing listens on.
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let json = temp_path("refused.json");
     let run = loadgen(
         &[
-            "connect", "--target", &format!("127.0.0.1:{port}"), "--rate", "100",
-            "--duration", "0.3s", "--json", json.to_str().unwrap(), "--quiet",
+            "connect",
+            "--target",
+            &format!("127.0.0.1:{port}"),
+            "--rate",
+            "100",
+            "--duration",
+            "0.3s",
+            "--json",
+            json.to_str().unwrap(),
+            "--quiet",
         ],
         Duration::from_secs(20),
     );
     assert_eq!(run.status, 1);
     let v = read_json(&json);
-    assert!(v["errors"]["connect:ECONNREFUSED"].as_u64().unwrap() >= 25, "{}", v["errors"]);
+    assert!(
+        v["errors"]["connect:ECONNREFUSED"].as_u64().unwrap() >= 25,
+        "{}",
+        v["errors"]
+    );
     let _ = std::fs::remove_file(json);
 }

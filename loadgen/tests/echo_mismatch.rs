@@ -12,7 +12,14 @@ fn one_corrupted_byte_is_a_mismatch_and_a_failed_run() {
     let json = temp_path("mismatch.json");
     let run = loadgen(
         &[
-            "echo", "--target", &addr, "--connections", "2", "--duration", "1s", "--json",
+            "echo",
+            "--target",
+            &addr,
+            "--connections",
+            "2",
+            "--duration",
+            "1s",
+            "--json",
             json.to_str().unwrap(),
         ],
         Duration::from_secs(20),
@@ -33,7 +40,15 @@ fn bad_usage_exits_two_with_a_message() {
     assert_eq!(run.status, 2);
     assert!(run.stderr.contains("--size"), "{}", run.stderr);
     let run = loadgen(
-        &["echo", "--target", "127.0.0.1:1", "--framing", "int8", "--size", "300"],
+        &[
+            "echo",
+            "--target",
+            "127.0.0.1:1",
+            "--framing",
+            "int8",
+            "--size",
+            "300",
+        ],
         Duration::from_secs(10),
     );
     assert_eq!(run.status, 1);

@@ -13,12 +13,27 @@ fn echo_closed_loop_counts_requests_without_errors() {
     let json = temp_path("echo.json");
     let run = loadgen(
         &[
-            "echo", "--target", &addr, "--connections", "4", "--depth", "2", "--size", "100",
-            "--duration", "1s", "--json", json.to_str().unwrap(),
+            "echo",
+            "--target",
+            &addr,
+            "--connections",
+            "4",
+            "--depth",
+            "2",
+            "--size",
+            "100",
+            "--duration",
+            "1s",
+            "--json",
+            json.to_str().unwrap(),
         ],
         Duration::from_secs(20),
     );
-    assert_eq!(run.status, 0, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.status, 0,
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
     let v = read_json(&json);
     let requests = v["requests"].as_u64().unwrap();
     assert!(requests > 100, "only {requests} requests");
@@ -28,7 +43,11 @@ fn echo_closed_loop_counts_requests_without_errors() {
     // Every request's bytes went out and came back.
     let frame = 100;
     assert!(v["bytes_received"].as_u64().unwrap() >= requests * frame);
-    assert!(run.stderr.contains("open 4"), "no live line:\n{}", run.stderr);
+    assert!(
+        run.stderr.contains("open 4"),
+        "no live line:\n{}",
+        run.stderr
+    );
     let _ = std::fs::remove_file(json);
 }
 
@@ -39,8 +58,19 @@ fn echo_framed_open_loop_keeps_the_offered_rate() {
         let json = temp_path(&format!("framed-{framing}.json"));
         let run = loadgen(
             &[
-                "echo", "--target", &addr, "--connections", "2", "--rate", "1000",
-                "--framing", framing, "--duration", "1s", "--json", json.to_str().unwrap(),
+                "echo",
+                "--target",
+                &addr,
+                "--connections",
+                "2",
+                "--rate",
+                "1000",
+                "--framing",
+                framing,
+                "--duration",
+                "1s",
+                "--json",
+                json.to_str().unwrap(),
                 "--quiet",
             ],
             Duration::from_secs(20),
@@ -48,7 +78,10 @@ fn echo_framed_open_loop_keeps_the_offered_rate() {
         assert_eq!(run.status, 0, "{framing}: {}\n{}", run.stdout, run.stderr);
         let v = read_json(&json);
         let r = v["requests"].as_u64().unwrap();
-        assert!((990..=1010).contains(&r), "{framing}: {r} requests at 1000/s for 1s");
+        assert!(
+            (990..=1010).contains(&r),
+            "{framing}: {r} requests at 1000/s for 1s"
+        );
         let _ = std::fs::remove_file(json);
     }
 }
@@ -59,8 +92,16 @@ fn requests_bound_stops_the_run() {
     let json = temp_path("requests.json");
     let run = loadgen(
         &[
-            "echo", "--target", &addr, "--connections", "2", "--requests", "500", "--json",
-            json.to_str().unwrap(), "--quiet",
+            "echo",
+            "--target",
+            &addr,
+            "--connections",
+            "2",
+            "--requests",
+            "500",
+            "--json",
+            json.to_str().unwrap(),
+            "--quiet",
         ],
         Duration::from_secs(20),
     );

@@ -14,8 +14,18 @@ fn open_loop_response_time_shows_a_stall_that_service_time_hides() {
     let json = temp_path("stall.json");
     let run = loadgen(
         &[
-            "echo", "--target", &addr, "--connections", "1", "--rate", "2000", "--duration",
-            "1.5s", "--json", json.to_str().unwrap(), "--quiet",
+            "echo",
+            "--target",
+            &addr,
+            "--connections",
+            "1",
+            "--rate",
+            "2000",
+            "--duration",
+            "1.5s",
+            "--json",
+            json.to_str().unwrap(),
+            "--quiet",
         ],
         Duration::from_secs(20),
     );
@@ -37,6 +47,9 @@ fn open_loop_response_time_shows_a_stall_that_service_time_hides() {
         service_p999 < 50_000.0 && service_p99 < 50_000.0,
         "service p99 {service_p99} us, p99.9 {service_p999} us"
     );
-    assert!(v["queued"].as_u64().unwrap() > 100, "requests should have queued");
+    assert!(
+        v["queued"].as_u64().unwrap() > 100,
+        "requests should have queued"
+    );
     let _ = std::fs::remove_file(json);
 }

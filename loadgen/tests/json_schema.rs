@@ -9,7 +9,11 @@ use support::{echo_server, loadgen, read_json, temp_path, Fault};
 
 fn assert_summary(v: &Value, name: &str) {
     for k in ["p50", "p90", "p99", "p999", "max", "min", "mean"] {
-        assert!(v[name][k].is_f64(), "{name}.{k} is not a number: {}", v[name]);
+        assert!(
+            v[name][k].is_f64(),
+            "{name}.{k} is not a number: {}",
+            v[name]
+        );
     }
     assert!(v[name]["count"].is_u64(), "{name}.count");
     let p = |k: &str| v[name][k].as_f64().unwrap();
@@ -23,8 +27,20 @@ fn json_report_matches_the_schema() {
     let json = temp_path("schema.json");
     let run = loadgen(
         &[
-            "echo", "--target", &addr, "--connections", "2", "--rate", "500", "--duration",
-            "0.5s", "--warmup", "0.2s", "--json", json.to_str().unwrap(), "--quiet",
+            "echo",
+            "--target",
+            &addr,
+            "--connections",
+            "2",
+            "--rate",
+            "500",
+            "--duration",
+            "0.5s",
+            "--warmup",
+            "0.2s",
+            "--json",
+            json.to_str().unwrap(),
+            "--quiet",
         ],
         Duration::from_secs(20),
     );
@@ -53,7 +69,10 @@ fn json_report_matches_the_schema() {
     let mut last = (-1.0, 0.0);
     for pt in curve {
         let (p, us) = (pt[0].as_f64().unwrap(), pt[1].as_f64().unwrap());
-        assert!(p >= last.0 && us >= last.1, "percentile curve not monotonic at {pt}");
+        assert!(
+            p >= last.0 && us >= last.1,
+            "percentile curve not monotonic at {pt}"
+        );
         last = (p, us);
     }
     let _ = std::fs::remove_file(json);

@@ -12,7 +12,7 @@ fn samples(seed: u64, n: usize) -> Vec<u64> {
             x ^= x << 17;
             // Latencies from 1 us to beyond the pre-sized minute, heavy tailed.
             let base = 1_000 + (x % 1_000_000);
-            if x % 1000 == 0 {
+            if x % 1000 == 7 {
                 base * 100_000
             } else {
                 base
