@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# weft's echo server against its peers (plain glommio, tokio, Twisted), on this machine.
+#
+# Each server runs pinned to one core (SERVER_CPU, default 0) and loadgen to another
+# (LOADGEN_CPU, default 1). Servers alternate within each round, the order rotating from
+# round to round, so that a noisy neighbour hurts them all alike; each cell starts a fresh
+# server on a fresh port. The table reports, per case, the median over the rounds of the
+# throughput (and of the p99 response time), and the ratios weft/glommio and weft/tokio.
+#
+# usage: benches/peers/compare.sh            (ROUNDS=3 DURATION=2s WARMUP=0.5s by default)
+# env:   ROUNDS, DURATION, WARMUP, SERVER_CPU, LOADGEN_CPU, BASE_PORT, WEFT_BIN, SKIP_BUILD=1,
+#        OUT (directory for the JSON reports, default a temporary one), CARGO_TARGET_DIR
+# The weft column is skipped, with a message, when the weft binary is missing or does not
+# start; the Twisted column appears only when `python3 -c 'import twisted'` works.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-2s}
+WARMUP=${WARMUP:-0.5s}
+SERVER_CPU=${SERVER_CPU:-0}
+LOADGEN_CPU=${LOADGEN_CPU:-1}
+PORT=${BASE_PORT:-19100}
+OUT=${OUT:-$(mktemp -d /tmp/weft-compare.XXXXXX)}
+mkdir -p "$OUT"
+
+log() { echo "compare: $*" >&2; }
+
+if [[ -z "${SKIP_BUILD:-}" ]]; then
+    log "building loadgen and the peers (release)"
+    (cd "$ROOT" && cargo build --release -q -p loadgen --bin loadgen --example tokio_echo --example glommio_echo) >&2
+    (cd "$ROOT" && cargo build --release -q --bin weft) >&2 2>/dev/null || log "could not build the weft binary"
+fi
+LOADGEN=$TARGET/release/loadgen
+TOKIO=$TARGET/release/examples/tokio_echo
+GLOMMIO=$TARGET/release/examples/glommio_echo
+WEFT=${WEFT_BIN:-}
+if [[ -z "$WEFT" ]]; then
+    for w in "$TARGET/release/weft" "$ROOT/target/release/weft"; do
+        [[ -x "$w" ]] && { WEFT=$w; break; }
+    done
+fi
+for b in "$LOADGEN" "$TOKIO" "$GLOMMIO"; do
+    [[ -x "$b" ]] || { log "missing $b (build failed?)"; exit 1; }
+done
+
+SERVERS=()
+if [[ -n "$WEFT" && -x "$WEFT" ]]; then
+    SERVERS+=(weft)
+else
+    log "weft binary not found (looked in $TARGET/release and $ROOT/target/release): skipping the weft column"
+fi
+SERVERS+=(glommio tokio)
+if python3 -c 'import twisted' 2>/dev/null; then
+    SERVERS+=(twisted)
+else
+    log "python3 cannot import twisted: no Twisted column"
+fi
+
+# name | loadgen options | weft framing
+CASES=(
+    "pp64-c1|--size 64 --connections 1|raw"
+    "pp64-c16|--size 64 --connections 16|raw"
+    "pp64-c256|--size 64 --connections 256|raw"
+    "pp4k-c16|--size 4096 --connections 16|raw"
+    "line64-c16|--size 64 --connections 16 --framing line|line"
+)
+
+SERVER_PID=""
+stop_server() {
+    if [[ -n "$SERVER_PID" ]]; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+        SERVER_PID=""
+    fi
+}
+trap stop_server EXIT
+
+# start_server NAME PORT FRAMING: starts it pinned, waits until it accepts; 1 if it did not.
+start_server() {
+    local name=$1 port=$2 framing=$3
+    case $name in
+        weft)
+            local extra=()
+            [[ $framing != raw ]] && extra=(--framing "$framing")
+            taskset -c "$SERVER_CPU" "$WEFT" serve echo "tcp:$port:interface=127.0.0.1" --cores 1 "${extra[@]}" \
+                >"$OUT/$name-$port.log" 2>&1 &
+            ;;
+        glommio) taskset -c "$SERVER_CPU" "$GLOMMIO" "$port" "$SERVER_CPU" >"$OUT/$name-$port.log" 2>&1 & ;;
+        tokio) taskset -c "$SERVER_CPU" "$TOKIO" "$port" "$SERVER_CPU" >"$OUT/$name-$port.log" 2>&1 & ;;
+        twisted) taskset -c "$SERVER_CPU" python3 "$ROOT/benches/peers/twisted_echo.py" "$port" >"$OUT/$name-$port.log" 2>&1 & ;;
+    esac
+    SERVER_PID=$!
+    for _ in $(seq 1 100); do
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            return 1
+        fi
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.05
+    done
+    return 1
+}
+
+declare -A DEAD=()
+for round in $(seq 1 "$ROUNDS"); do
+    # Rotate the order of the servers each round.
+    n=${#SERVERS[@]}
+    order=()
+    for i in $(seq 0 $((n - 1))); do order+=("${SERVERS[$(((i + round - 1) % n))]}"); done
+    for spec in "${CASES[@]}"; do
+        IFS='|' read -r case opts framing <<<"$spec"
+        for server in "${order[@]}"; do
+            [[ -n "${DEAD[$server]:-}" ]] && continue
+            PORT=$((PORT + 1))
+            if ! start_server "$server" "$PORT" "$framing"; then
+                log "$server did not start (see $OUT/$server-$PORT.log): skipping its column"
+                DEAD[$server]=1
+                stop_server
+                continue
+            fi
+            json="$OUT/$server.$case.$round.json"
+            # shellcheck disable=SC2086
+            taskset -c "$LOADGEN_CPU" "$LOADGEN" echo --target "127.0.0.1:$PORT" $opts \
+                --duration "$DURATION" --warmup "$WARMUP" --cpus "$LOADGEN_CPU" --quiet \
+                --json "$json" >"$OUT/$server.$case.$round.txt" 2>&1 || log "$server $case round $round: loadgen reported errors (see $OUT/$server.$case.$round.txt)"
+            stop_server
+            log "round $round $case $server: $(head -2 "$OUT/$server.$case.$round.txt" | tail -1)"
+        done
+    done
+done
+
+python3 - "$OUT" "${SERVERS[@]}" <<'PY'
+import glob, json, os, statistics, sys
+out, servers = sys.argv[1], sys.argv[2:]
+cases = ["pp64-c1", "pp64-c16", "pp64-c256", "pp4k-c16", "line64-c16"]
+titles = {
+    "pp64-c1": "64 B ping-pong, 1 conn",
+    "pp64-c16": "64 B ping-pong, 16 conns",
+    "pp64-c256": "64 B ping-pong, 256 conns",
+    "pp4k-c16": "4 KiB ping-pong, 16 conns",
+    "line64-c16": "64 B line echo, 16 conns",
+}
+def cell(server, case):
+    runs = []
+    for f in sorted(glob.glob(os.path.join(out, f"{server}.{case}.*.json"))):
+        with open(f) as fh:
+            runs.append(json.load(fh))
+    if not runs:
+        return None
+    return {
+        "rps": statistics.median(r["throughput_rps"] for r in runs),
+        "p99": statistics.median(r["latency_us"]["p99"] for r in runs),
+        "errors": sum(r["error_count"] for r in runs),
+        "cpu": statistics.median(r["loadgen"]["cpu_utilisation"] for r in runs),
+        "n": len(runs),
+    }
+def fmt(c):
+    if c is None:
+        return "—"
+    s = f"{c['rps']/1000:.1f}k/s, p99 {c['p99']:.0f} µs"
+    if c["errors"]:
+        s += f" ({c['errors']} errors)"
+    return s
+def ratio(a, b):
+    if a is None or b is None or not b["rps"]:
+        return "—"
+    return f"{a['rps']/b['rps']:.2f}"
+cols = servers
+print("| case | " + " | ".join(cols) + " | weft/glommio | weft/tokio |")
+print("|---" * (len(cols) + 3) + "|")
+busy = []
+for case in cases:
+    cells = {s: cell(s, case) for s in cols}
+    for s, c in cells.items():
+        if c and c["cpu"] > 0.9:
+            busy.append(f"{s} {case} ({c['cpu']*100:.0f}%)")
+    row = [titles[case]] + [fmt(cells[s]) for s in cols]
+    row += [ratio(cells.get("weft"), cells.get("glommio")), ratio(cells.get("weft"), cells.get("tokio"))]
+    print("| " + " | ".join(row) + " |")
+n = max((c["n"] for s in cols for case in cases if (c := cell(s, case))), default=0)
+print(f"\nMedians of {n} rounds; throughput is requests/s, p99 is the response time.")
+if busy:
+    print("loadgen was busy >90% of its core in: " + ", ".join(busy) + " (it may have been the bottleneck there).")
+PY
+log "reports in $OUT"

@@ -1,0 +1,234 @@
+//! The connection storm: connect, record the handshake time, close; repeat.
+//!
+//! `--connections N` attempts are in flight at once. Without `--rate`, each finished
+//! attempt starts the next at once (as fast as possible). With `--rate R`, attempt `k`
+//! is intended at the schedule's tick `k`; when all N slots are busy it waits in a queue
+//! (counted as `queued`) and its connect latency still runs from its intended time.
+//!
+//! A connect is a non-blocking `connect()` followed by writability and `SO_ERROR`, so a
+//! refused or unreachable connect is counted by its errno (`connect:ECONNREFUSED`), and a
+//! handshake still unfinished at the end of the drain is a `timeout`. By default each
+//! socket is closed with a reset (`SO_LINGER` 0) so that the client's ports do not pile up
+//! in `TIME_WAIT` and a long storm does not end in `EADDRNOTAVAIL`; `--close fin` closes
+//! normally.
+
+use std::collections::VecDeque;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use crate::clock::Nanos;
+use crate::config::CloseStyle;
+use crate::poller::{Poller, WRITABLE};
+use crate::schedule::Schedule;
+use crate::socket::{self, ConnectState};
+use crate::stats::{Recorder, ThreadResult};
+use crate::worker::{ThreadCtx, Ticker, Timeline};
+
+struct Attempt {
+    fd: OwnedFd,
+    intended: Nanos,
+    started: Nanos,
+    queued: bool,
+}
+
+struct Storm<'a> {
+    ctx: &'a ThreadCtx,
+    slots: Vec<Option<Attempt>>,
+    free: Vec<usize>,
+    poller: Poller,
+    rec: Recorder,
+    issuing: bool,
+    issued_measured: u64,
+}
+
+impl Storm<'_> {
+    fn busy(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+
+    fn close(&self, fd: OwnedFd) {
+        if self.ctx.cfg.close == CloseStyle::Reset {
+            socket::set_linger_zero(fd.as_raw_fd());
+        }
+        drop(fd);
+    }
+
+    /// Starts attempt at `intended`; returns false when no slot was free.
+    fn start(&mut self, intended: Nanos, now: Nanos, queued: bool) -> bool {
+        let Some(slot) = self.free.pop() else {
+            return false;
+        };
+        if self.rec.measured(intended) {
+            self.issued_measured += 1;
+            if self.ctx.quota.is_some_and(|q| self.issued_measured >= q) {
+                self.issuing = false;
+            }
+        }
+        match socket::connect(&self.ctx.addr) {
+            Ok((fd, ConnectState::Connected)) => {
+                self.rec.complete(intended, now, now, !queued);
+                self.close(fd);
+                self.free.push(slot);
+            }
+            Ok((fd, ConnectState::InProgress)) => {
+                if let Err(e) = self.poller.add(fd.as_raw_fd(), WRITABLE, slot as u64) {
+                    self.rec.error(&format!("epoll:{}", socket::error_name(&e)));
+                    self.free.push(slot);
+                    return true;
+                }
+                self.rec.open_connections += 1;
+                self.slots[slot] = Some(Attempt {
+                    fd,
+                    intended,
+                    started: now,
+                    queued,
+                });
+            }
+            Err(e) => {
+                self.rec
+                    .error(&format!("connect:{}", socket::error_name(&e)));
+                self.free.push(slot);
+            }
+        }
+        true
+    }
+
+    fn finish(&mut self, slot: usize, now: Nanos) {
+        let Some(a) = self.slots[slot].take() else {
+            return;
+        };
+        self.rec.open_connections -= 1;
+        self.free.push(slot);
+        match socket::take_error(a.fd.as_raw_fd()) {
+            Ok(None) => self.rec.complete(a.intended, a.started, now, !a.queued),
+            Ok(Some(e)) | Err(e) => self
+                .rec
+                .error(&format!("connect:{}", socket::error_name(&e))),
+        }
+        self.close(a.fd);
+    }
+}
+
+/// Runs one connection-storm thread to the end of the run.
+pub fn run_thread(ctx: ThreadCtx) -> ThreadResult {
+    let timeline = Timeline::of(&ctx.cfg);
+    let rec = Recorder::new(timeline.warmup_end);
+    if let Err(e) = ctx.pin() {
+        eprintln!("loadgen: {e}");
+    }
+    let poller = match Poller::new(ctx.connections.min(1024)) {
+        Ok(p) => p,
+        Err(e) => {
+            let mut rec = rec;
+            rec.error(&format!("epoll:{}", socket::error_name(&e)));
+            ctx.start_together();
+            return ThreadResult {
+                metrics: rec.total,
+                counts: rec.counts,
+                cpu_ns: 0,
+                end: 0,
+            };
+        }
+    };
+    let mut s = Storm {
+        ctx: &ctx,
+        slots: (0..ctx.connections).map(|_| None).collect(),
+        free: (0..ctx.connections).rev().collect(),
+        poller,
+        rec,
+        issuing: true,
+        issued_measured: 0,
+    };
+    let schedule = ctx.rate.and_then(|r| Schedule::new(r, ctx.phase));
+    let mut backlog: VecDeque<Nanos> = VecDeque::new();
+    let mut next_tick = 0u64;
+
+    let clock = ctx.start_together();
+    let mut ticker = Ticker::new();
+    loop {
+        let mut now = clock.now();
+        ticker.tick(now, &mut s.rec, &ctx);
+        if now >= timeline.measure_end {
+            s.issuing = false;
+        }
+        if s.issuing {
+            match &schedule {
+                Some(sched) => {
+                    let due = sched.ticks_due(now);
+                    while next_tick < due && s.issuing {
+                        let intended = sched.intended(next_tick);
+                        if intended >= timeline.measure_end {
+                            s.issuing = false;
+                            break;
+                        }
+                        if !backlog.is_empty() || !s.start(intended, now, false) {
+                            backlog.push_back(intended);
+                            if s.rec.measured(intended) {
+                                s.rec.counts.queued += 1;
+                                s.rec.interval_counts.queued += 1;
+                            }
+                        }
+                        next_tick += 1;
+                    }
+                }
+                None => {
+                    while s.issuing && !s.free.is_empty() {
+                        now = clock.now();
+                        s.start(now, now, false);
+                    }
+                }
+            }
+        }
+        if !s.issuing && s.busy() == 0 && backlog.is_empty() {
+            break;
+        }
+        if now >= timeline.drain_end {
+            for slot in 0..s.slots.len() {
+                if let Some(a) = s.slots[slot].take() {
+                    s.rec.unfinished(a.intended, now);
+                    s.rec.error("timeout");
+                    s.close(a.fd);
+                }
+            }
+            for intended in backlog.drain(..) {
+                s.rec.unfinished(intended, now);
+                s.rec.error("timeout");
+            }
+            break;
+        }
+        let mut wake = ticker.next().min(timeline.drain_end);
+        if s.issuing {
+            wake = wake.min(timeline.measure_end);
+            if let Some(sched) = &schedule {
+                wake = wake.min(sched.intended(next_tick));
+            }
+        }
+        let n = match s.poller.wait(wake.saturating_sub(now)) {
+            Ok(n) => n,
+            Err(e) => {
+                s.rec.error(&format!("epoll:{}", socket::error_name(&e)));
+                break;
+            }
+        };
+        let now = clock.now();
+        for i in 0..n {
+            let ev = s.poller.event(i);
+            s.finish(ev.token as usize, now);
+        }
+        // Queued attempts take the freed slots first, in order.
+        while !s.free.is_empty() {
+            let Some(intended) = backlog.pop_front() else {
+                break;
+            };
+            let now = clock.now();
+            s.start(intended, now, true);
+        }
+    }
+    let now = clock.now();
+    let cpu_ns = ticker.finish(now, &mut s.rec, &ctx);
+    ThreadResult {
+        metrics: s.rec.total,
+        counts: s.rec.counts,
+        cpu_ns,
+        end: now,
+    }
+}
