@@ -373,7 +373,7 @@ mod tests {
 
     use crate::clock::Clock;
     use crate::runtime::listener::Handoff;
-    use crate::runtime::{Config, ShardStats};
+    use crate::runtime::Config;
     use crate::services::wire::Echo;
     use crate::transport::OutputLimits;
 
