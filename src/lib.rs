@@ -63,7 +63,7 @@
 //!
 //! ## Operating requirements
 //! Linux with io_uring (kernel 5.8 or later), and a memlock rlimit (`ulimit -l`) of at
-//! least 8 MiB for the default settings; [`Server::start`] fails with a clear error
+//! least 8 MiB for the default settings; [`ServerBuilder::start`] fails with a clear error
 //! when io_uring cannot be set up.
 
 #![warn(missing_docs)]
