@@ -394,3 +394,37 @@ fn connecting_outside_a_shard_fails_with_no_runtime() {
     pool.run_until_stalled();
     assert_eq!(out.borrow().clone().flatten().as_deref(), Some("NoRuntime"));
 }
+
+#[test]
+fn a_server_that_closes_first_ends_the_client_connection_cleanly() {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().expect("accept");
+        std::thread::sleep(Duration::from_millis(100));
+        s.write_all(b"bye").unwrap();
+    });
+    let events = run(LIMIT, move |reactor| async move {
+        let log = Log::default();
+        let endpoint = format!("tcp:127.0.0.1:{}", addr.port()).parse().unwrap();
+        connect(&reactor, endpoint, LoggedFactory { log: log.clone() });
+        assert!(
+            wait_until(&reactor, Duration::from_secs(5), || log
+                .contains("stop_factory"))
+            .await,
+            "{:?}",
+            log.events()
+        );
+        log.events()
+    });
+    server.join().unwrap();
+    assert_eq!(
+        &events[4..],
+        [
+            "data_received bye",
+            "connection_lost clean=true",
+            "client_connection_lost clean=true",
+            "stop_factory"
+        ]
+    );
+}
