@@ -3,7 +3,7 @@
 //!
 //! A client connection is an ordinary weft connection: once the socket is
 //! connected it runs on the same driver, with the same [`Protocol`] callbacks and
-//! [`Transport`](crate::Transport) semantics, as an accepted one. It lives on the
+//! [`Transport`] semantics, as an accepted one. It lives on the
 //! shard (thread) that started it, like everything else a shard owns, and a
 //! graceful shutdown drains it like a server connection.
 //!

@@ -289,7 +289,7 @@ impl Reconnect {
             let (mean, sd) = (s.delay, s.delay * s.jitter);
             s.delay = (s.normal)(mean, sd);
         }
-        if !(s.delay >= 0.0) {
+        if s.delay.is_nan() || s.delay < 0.0 {
             // Twisted #8714: clamp, and keep walking from the undrawn delay.
             s.delay = before;
             tracing::debug!("negative jittered delay clamped to 0");
