@@ -231,13 +231,22 @@ fn count(events: &Shared, prefix: &str) -> usize {
         .count()
 }
 
+// Progress of the client shard, printed when a wait times out: under heavy load
+// (six copies of this binary at once on two cores) the client shard's timers
+// have been seen to stop firing altogether; these show when and with what pending.
+static TICKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static PENDING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static NOW: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 fn wait_for(events: &Shared, prefix: &str, n: usize, limit: Duration) {
     let start = Instant::now();
     while count(events, prefix) < n {
         assert!(
             start.elapsed() < limit,
-            "waited {limit:?} for {n} {prefix:?} events: {:?}",
-            events.lock().unwrap()
+            "waited {limit:?} for {n} {prefix:?} events: {:?} ticks={} pending={} now={}",
+            events.lock().unwrap(),
+            TICKS.load(Ordering::SeqCst),
+            PENDING.load(Ordering::SeqCst),
+            NOW.load(Ordering::SeqCst)
         );
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -295,6 +304,15 @@ fn a_reconnecting_client_survives_a_server_restart_with_growing_delays() {
             );
             while !st.load(Ordering::SeqCst) {
                 sleep(&reactor, Duration::from_millis(5)).await;
+                TICKS.fetch_add(1, Ordering::SeqCst);
+                PENDING.store(
+                    reactor.clock().pending_calls() as u64 * 1000
+                        + retry
+                            .pending_retry()
+                            .map_or(0, |d| (d.as_secs_f64() * 100.0) as u64),
+                    Ordering::SeqCst,
+                );
+                NOW.store((reactor.seconds() * 100.0) as u64, Ordering::SeqCst);
             }
             retry.stop_trying();
             ev.lock()
