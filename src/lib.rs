@@ -70,6 +70,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod address;
+pub mod client;
 pub mod clock;
 pub mod endpoints;
 pub mod factory;

@@ -19,6 +19,7 @@
 //! [`Transport`]: crate::Transport
 //! [`Reactor`]: crate::Reactor
 
+pub(crate) mod client;
 mod connection;
 mod listener;
 mod shard;
@@ -39,8 +40,10 @@ use glommio::{LocalExecutorBuilder, Placement};
 use crate::address::Address;
 use crate::endpoints::{EndpointError, ServerEndpoint};
 use crate::factory::Factory;
+use crate::reactor::Reactor;
 use crate::transport::OutputLimits;
 
+pub(crate) use shard::guarded;
 pub use signal::block_stop_signals;
 
 /// The default time a graceful shutdown waits for connections to drain.
@@ -243,6 +246,9 @@ where
     }
 }
 
+/// A hook run once on every shard after it started (see [`ServerBuilder::on_shard`]).
+pub(crate) type OnShard = dyn Fn(&Reactor, &StopHandle) + Send + Sync;
+
 struct Service {
     endpoints: Vec<ServerEndpoint>,
     installer: Arc<dyn ServiceInstaller>,
@@ -254,6 +260,7 @@ pub struct ServerBuilder {
     cores: Option<usize>,
     pin: bool,
     services: Vec<Service>,
+    on_shard: Vec<Arc<OnShard>>,
     error: Option<ServerError>,
     config: Config,
     handle_signals: bool,
@@ -269,6 +276,7 @@ impl Server {
             cores: None,
             pin: true,
             services: Vec::new(),
+            on_shard: Vec::new(),
             error: None,
             config: Config {
                 limits: OutputLimits::default(),
@@ -329,6 +337,18 @@ impl ServerBuilder {
         self
     }
 
+    /// Runs `hook` once on every shard, on the shard's thread, after its listeners
+    /// are up: the place to start client connections or timers (Twisted's
+    /// `callWhenRunning`). A builder with hooks may have no endpoint at all, which
+    /// is how a program that is only a client runs (see `weft::client::react`).
+    pub fn on_shard<H>(mut self, hook: H) -> Self
+    where
+        H: Fn(&Reactor, &StopHandle) + Send + Sync + 'static,
+    {
+        self.on_shard.push(Arc::new(hook));
+        self
+    }
+
     /// Sets the output buffer size past which protocols are told to pause producing
     /// (default 64 KiB).
     pub fn high_watermark(mut self, bytes: usize) -> Self {
@@ -373,7 +393,7 @@ impl ServerBuilder {
         if let Some(e) = self.error {
             return Err(e);
         }
-        if self.services.is_empty() {
+        if self.services.is_empty() && self.on_shard.is_empty() {
             return Err(ServerError::NoEndpoints);
         }
         check_io_uring()?;
@@ -432,6 +452,7 @@ impl ServerBuilder {
                 installers: installers.clone(),
                 listeners,
                 ready: ready_tx.clone(),
+                on_shard: self.on_shard.clone(),
             };
             let spawned = LocalExecutorBuilder::new(placement)
                 .name(&format!("weft-shard-{index}"))

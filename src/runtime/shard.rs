@@ -24,7 +24,7 @@ use crate::factory::Factory;
 use crate::reactor::Reactor;
 use crate::runtime::listener::{self, AcceptFailure, Backoff, Bound, Handoff};
 use crate::runtime::{
-    connection, timer, Config, ServiceInstaller, ShardStats, ShardSummary, StopHandle,
+    connection, timer, Config, OnShard, ServiceInstaller, ShardStats, ShardSummary, StopHandle,
     READ_BUFFER_SIZE,
 };
 use crate::transport::ConnShared;
@@ -40,6 +40,8 @@ pub(crate) struct ShardInit {
     pub(crate) installers: Vec<Arc<dyn ServiceInstaller>>,
     pub(crate) listeners: Vec<Vec<Bound>>,
     pub(crate) ready: mpsc::Sender<Result<usize, String>>,
+    /// Hooks run on the shard once it is listening (see `ServerBuilder::on_shard`).
+    pub(crate) on_shard: Vec<Arc<OnShard>>,
 }
 
 type UnixRoute = Rc<dyn Fn(UnixStream)>;
@@ -95,6 +97,15 @@ pub(crate) async fn run(init: ShardInit) -> Result<ShardSummary, String> {
     };
     for (installer, listeners) in init.installers.iter().zip(init.listeners) {
         if let Err(e) = installer.install(&shard, listeners) {
+            let _ = init.ready.send(Err(e.clone()));
+            return Err(e);
+        }
+    }
+    // Client connections made on this thread find their shard here.
+    crate::runtime::client::enter(&shard);
+    for hook in &init.on_shard {
+        if let Err(msg) = guarded(|| hook(&shard.reactor, &init.stop)) {
+            let e = format!("an on_shard hook panicked on shard {}: {msg}", shard.index);
             let _ = init.ready.send(Err(e.clone()));
             return Err(e);
         }
@@ -325,6 +336,11 @@ impl Shard {
                 tracing::error!(shard = self.index, %peer, "build_protocol panicked: {msg}; connection closed");
             }
         }
+    }
+
+    /// Tells whether the shard is shutting down (new client connections are refused).
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.get()
     }
 
     pub(crate) fn register(&self, shared: &Rc<ConnShared>) -> u64 {
