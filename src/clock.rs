@@ -316,7 +316,9 @@ impl DelayedCall {
         self.call.at.set(at);
         if at < old {
             // Earlier: retire the queued entry and queue a new one.
-            self.call.generation.set(self.call.generation.get().wrapping_add(1));
+            self.call
+                .generation
+                .set(self.call.generation.get().wrapping_add(1));
             self.clock.push(at, &self.call);
         }
     }
@@ -372,11 +374,17 @@ mod tests {
         let d = c.call_later(Duration::from_secs(1), || {});
         d.cancel().unwrap();
         assert_eq!(d.cancel(), Err(DelayedCallError::AlreadyCancelled));
-        assert_eq!(d.reset(Duration::ZERO), Err(DelayedCallError::AlreadyCancelled));
+        assert_eq!(
+            d.reset(Duration::ZERO),
+            Err(DelayedCallError::AlreadyCancelled)
+        );
         let e = c.call_later(Duration::from_secs(1), || {});
         c.advance(Duration::from_secs(1));
         assert_eq!(e.cancel(), Err(DelayedCallError::AlreadyCalled));
-        assert_eq!(e.delay(Duration::ZERO), Err(DelayedCallError::AlreadyCalled));
+        assert_eq!(
+            e.delay(Duration::ZERO),
+            Err(DelayedCallError::AlreadyCalled)
+        );
         assert_eq!(c.pending_calls(), 0);
     }
 

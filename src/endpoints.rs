@@ -111,7 +111,10 @@ impl fmt::Display for EndpointError {
         match self {
             EndpointError::Empty => f.write_str("empty endpoint string"),
             EndpointError::UnknownType(t) => {
-                write!(f, "unknown endpoint type {t:?} (expected tcp, tcp6 or unix)")
+                write!(
+                    f,
+                    "unknown endpoint type {t:?} (expected tcp, tcp6 or unix)"
+                )
             }
             EndpointError::MissingField { kind, field } => {
                 write!(f, "{kind} endpoint: missing field `{field}`")
@@ -120,7 +123,10 @@ impl fmt::Display for EndpointError {
                 field,
                 value,
                 expected,
-            } => write!(f, "bad value {value:?} for field `{field}`: expected {expected}"),
+            } => write!(
+                f,
+                "bad value {value:?} for field `{field}`: expected {expected}"
+            ),
             EndpointError::UnknownKey { kind, key } => {
                 write!(f, "{kind} endpoint: unknown field `{key}`")
             }
@@ -233,13 +239,13 @@ impl FromStr for ServerEndpoint {
             None => DEFAULT_BACKLOG,
         };
         if kind == "unix" {
-            let path = f
-                .get("address")
-                .filter(|p| !p.is_empty())
-                .ok_or(EndpointError::MissingField {
-                    kind,
-                    field: "address",
-                })?;
+            let path =
+                f.get("address")
+                    .filter(|p| !p.is_empty())
+                    .ok_or(EndpointError::MissingField {
+                        kind,
+                        field: "address",
+                    })?;
             let mode = match f.get("mode") {
                 Some(m) => u32::from_str_radix(m, 8)
                     .ok()
@@ -269,9 +275,10 @@ impl FromStr for ServerEndpoint {
                 lockfile,
             });
         }
-        let port = f
-            .get("port")
-            .ok_or(EndpointError::MissingField { kind, field: "port" })?;
+        let port = f.get("port").ok_or(EndpointError::MissingField {
+            kind,
+            field: "port",
+        })?;
         let port = parse_num("port", port, "a port number from 0 to 65535")?;
         let interface = match f.get("interface") {
             Some(i) if kind == "tcp" => IpAddr::V4(parse_num(
@@ -292,7 +299,9 @@ impl FromStr for ServerEndpoint {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace(':', "\\:").replace('=', "\\=")
+    s.replace('\\', "\\\\")
+        .replace(':', "\\:")
+        .replace('=', "\\=")
 }
 
 impl fmt::Display for ServerEndpoint {

@@ -80,7 +80,7 @@ impl<const N: usize> Width<N> {
 /// # Examples
 /// ```
 /// use weft::protocols::{IntNDecoder, IntNEvent};
-/// let mut d = IntNDecoder::<2>::new();
+/// let mut d = IntNDecoder::<2>::with_max_length(100);
 /// d.feed(b"\x00\x03abc\x00\x00\x00");
 /// assert_eq!(d.next_event(), Some(IntNEvent::Frame(b"abc")));
 /// assert_eq!(d.next_event(), Some(IntNEvent::Frame(b"")));
