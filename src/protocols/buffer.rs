@@ -79,6 +79,17 @@ impl InputBuffer {
         (&self.buf[s..s + n], &self.buf[self.start..])
     }
 
+    /// Marks the last `n` consumed bytes pending again. Only valid when nothing was
+    /// pushed since they were consumed (a push may have moved them).
+    ///
+    /// # Panics
+    /// If fewer than `n` bytes were consumed.
+    #[inline]
+    pub(crate) fn unconsume(&mut self, n: usize) {
+        assert!(n <= self.start, "cannot hand back more than was consumed");
+        self.start -= n;
+    }
+
     /// Drops every pending byte.
     #[inline]
     pub(crate) fn clear(&mut self) {

@@ -230,6 +230,16 @@ impl LineDecoder {
         self.buf.len()
     }
 
+    /// Hands the last `n` bytes of the chunk just returned as [`LineEvent::Raw`] back
+    /// to the buffer, to be parsed again (in whatever mode is set by then).
+    ///
+    /// # Panics
+    /// If `n` is more than that chunk, or bytes were fed since.
+    pub fn unconsume(&mut self, n: usize) {
+        self.buf.unconsume(n);
+        self.scan = 0;
+    }
+
     /// Drops every buffered byte (Twisted's `clearLineBuffer`).
     pub fn clear(&mut self) {
         self.buf.clear();
@@ -276,7 +286,11 @@ pub trait LineHandler: 'static {
 #[derive(Debug, Default)]
 struct Requests {
     mode: Option<Mode>,
+    /// Bytes to parse after a switch back to line mode.
     extra: Vec<u8>,
+    /// How many bytes at the end of the current raw chunk to parse again, when
+    /// `set_line_mode` was given a suffix of that chunk: no copy needed.
+    reparse: usize,
     clear: bool,
     pause: bool,
 }
@@ -289,6 +303,8 @@ pub struct LineControl<'a> {
     req: &'a mut Requests,
     delimiter: &'a [u8],
     rest: &'a [u8],
+    /// The raw chunk being delivered, if any.
+    raw: &'a [u8],
 }
 
 impl<'a> LineControl<'a> {
@@ -316,9 +332,24 @@ impl<'a> LineControl<'a> {
     ///
     /// `extra` goes after whatever is still buffered, so from `line_received` pass
     /// nothing, as Twisted's documentation says.
+    ///
+    /// Passing a suffix of the chunk given to `raw_data_received` (the usual
+    /// `&data[consumed..]`) costs nothing: those bytes are still in the buffer.
     pub fn set_line_mode(&mut self, extra: &[u8]) {
         self.req.mode = Some(Mode::Line);
-        self.req.extra.extend_from_slice(extra);
+        if extra.is_empty() {
+            return;
+        }
+        let (r, e) = (self.raw.as_ptr_range(), extra.as_ptr_range());
+        if self.req.reparse == 0
+            && self.req.extra.is_empty()
+            && e.end == r.end
+            && e.start >= r.start
+        {
+            self.req.reparse = extra.len();
+        } else {
+            self.req.extra.extend_from_slice(extra);
+        }
     }
 
     /// Returns the bytes buffered after the current line and drops them from the
@@ -327,6 +358,7 @@ impl<'a> LineControl<'a> {
         let rest = if self.req.clear { &[] } else { self.rest };
         self.req.clear = true;
         self.req.extra.clear();
+        self.req.reparse = 0;
         rest
     }
 
@@ -458,6 +490,9 @@ impl<H: LineHandler> LineReceiver<H> {
         if req.clear {
             self.decoder.clear();
         }
+        if req.reparse > 0 {
+            self.decoder.unconsume(std::mem::take(&mut req.reparse));
+        }
         match req.mode.take() {
             Some(Mode::Raw) => self.decoder.set_raw_mode(),
             Some(Mode::Line) => self.decoder.set_line_mode(),
@@ -488,6 +523,10 @@ impl<H: LineHandler> LineReceiver<H> {
                 req: &mut self.req,
                 delimiter: &self.delimiter,
                 rest,
+                raw: match event {
+                    LineEvent::Raw(data) => data,
+                    _ => &[],
+                },
             };
             let stop = match event {
                 LineEvent::Line(line) => {
@@ -519,6 +558,7 @@ impl<H: LineHandler> Protocol for LineReceiver<H> {
             req: &mut self.req,
             delimiter: &self.delimiter,
             rest: &[],
+            raw: &[],
         };
         self.handler.connection_made(&mut ctl);
         self.apply();

@@ -1,6 +1,6 @@
 //! Helper protocols as sans-IO state machines (Twisted's `twisted.protocols.basic`).
 //!
-//! Nothing in here touches glommio, a clock or a socket (`tests/protocols_boundary.rs`
+//! Nothing in here touches the executor, a clock or a socket (`tests/protocols_boundary.rs`
 //! enforces it). Every framing comes in two layers:
 //!
 //! * a **decoder** ([`LineDecoder`], [`LineOnlyDecoder`], [`NetstringDecoder`],
