@@ -86,8 +86,16 @@ fn run_line(chunks: &[&[u8]], delim: &[u8], max: usize) -> LineRun {
                 d.set_raw_mode();
             }
         }
-        let bound = if d.is_line_mode() { max + delim.len() } else { 1 };
-        assert!(d.buffered() < bound, "line decoder holds {} bytes", d.buffered());
+        let bound = if d.is_line_mode() {
+            max + delim.len()
+        } else {
+            1
+        };
+        assert!(
+            d.buffered() < bound,
+            "line decoder holds {} bytes",
+            d.buffered()
+        );
     }
     run
 }
@@ -175,7 +183,11 @@ fn run_line_only(chunks: &[&[u8]], delim: &[u8], max: usize) -> (Vec<Vec<u8>>, b
             }
         }
         if !d.is_broken() {
-            assert!(d.buffered() <= max, "line-only decoder holds {}", d.buffered());
+            assert!(
+                d.buffered() <= max,
+                "line-only decoder holds {}",
+                d.buffered()
+            );
         }
     }
     (lines, exceeded)
@@ -209,7 +221,11 @@ fn run_netstring(chunks: &[&[u8]], max: usize) -> Vec<Result<Vec<u8>, String>> {
         while let Some(e) = d.next_event() {
             out.push(e.map(<[u8]>::to_vec).map_err(|e| format!("{e:?}")));
         }
-        assert!(d.buffered() <= max + 1, "netstring decoder holds {}", d.buffered());
+        assert!(
+            d.buffered() <= max + 1,
+            "netstring decoder holds {}",
+            d.buffered()
+        );
     }
     out
 }

@@ -30,7 +30,17 @@ impl Rng {
 
 /// Tokens the decoders care about, spliced in by the mutator.
 const TOKENS: [&[u8]; 12] = [
-    b"\r\n", b"\n", b"\r", b":", b",", b"0", b"9", b"99999:", b"aba", b"R", b"L",
+    b"\r\n",
+    b"\n",
+    b"\r",
+    b":",
+    b",",
+    b"0",
+    b"9",
+    b"99999:",
+    b"aba",
+    b"R",
+    b"L",
     b"\x00\x00\x00",
 ];
 
@@ -82,10 +92,7 @@ fn load_corpus(dir: &Path) -> Vec<Vec<u8>> {
         .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
         .unwrap_or_default();
     files.sort();
-    files
-        .iter()
-        .filter_map(|p| std::fs::read(p).ok())
-        .collect()
+    files.iter().filter_map(|p| std::fs::read(p).ok()).collect()
 }
 
 fn main() {
