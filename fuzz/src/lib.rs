@@ -29,7 +29,7 @@ fn split(data: &[u8]) -> Option<(u8, u8, &[u8])> {
 /// anything else a xorshift sequence of sizes 1..=seed.
 pub fn chunks(seed: u8, stream: &[u8]) -> Vec<&[u8]> {
     let mut out = Vec::new();
-    let mut state = u32::from(seed) * 2_654_435_761 | 1;
+    let mut state = u32::from(seed).wrapping_mul(2_654_435_761) | 1;
     let mut rest = stream;
     while !rest.is_empty() {
         let n = if seed == 0 {
@@ -288,8 +288,11 @@ pub fn int_prefixed(data: &[u8]) {
     }
 }
 
+/// A fuzz check: takes one raw fuzzer input, panics on a failed check.
+pub type Check = fn(&[u8]);
+
 /// Every target by name, for `replay`.
-pub const TARGETS: [(&str, fn(&[u8])); 4] = [
+pub const TARGETS: [(&str, Check); 4] = [
     ("line", line),
     ("line_only", line_only),
     ("netstring", netstring),
