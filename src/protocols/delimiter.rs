@@ -1,0 +1,131 @@
+//! Finding a delimiter in a byte buffer, resumably, without a dependency.
+//!
+//! The line decoders keep the position where a search stopped and start the next one
+//! there, so a line that arrives one byte at a time is still scanned once. The search
+//! looks for the delimiter's first byte eight bytes at a time (SWAR: "SIMD within a
+//! register", plain `u64` arithmetic, no `unsafe`) and then compares the rest.
+
+/// `0x01` in every byte of a word.
+const LO: u64 = 0x0101_0101_0101_0101;
+/// `0x80` in every byte of a word.
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// Returns a word with the high bit set in the first byte of `w` that is zero (and
+/// possibly in later bytes too, which is why only the lowest set bit may be read).
+#[inline(always)]
+fn zero_bytes(w: u64) -> u64 {
+    w.wrapping_sub(LO) & !w & HI
+}
+
+#[inline(always)]
+fn word(hay: &[u8], i: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&hay[i..i + 8]);
+    u64::from_le_bytes(b)
+}
+
+/// Returns the index of the first `needle` in `hay`.
+#[inline]
+pub(crate) fn find_byte(needle: u8, hay: &[u8]) -> Option<usize> {
+    let splat = LO.wrapping_mul(u64::from(needle));
+    let mut i = 0;
+    // Two words per turn: the common case (no match in 16 bytes) costs one branch.
+    while i + 16 <= hay.len() {
+        let a = zero_bytes(word(hay, i) ^ splat);
+        let b = zero_bytes(word(hay, i + 8) ^ splat);
+        if a | b != 0 {
+            // Little-endian load: the lowest set bit marks the first match, and a
+            // false positive can only sit above a true zero byte.
+            return Some(if a != 0 {
+                i + (a.trailing_zeros() / 8) as usize
+            } else {
+                i + 8 + (b.trailing_zeros() / 8) as usize
+            });
+        }
+        i += 16;
+    }
+    while i + 8 <= hay.len() {
+        let a = zero_bytes(word(hay, i) ^ splat);
+        if a != 0 {
+            return Some(i + (a.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    hay[i..].iter().position(|&b| b == needle).map(|p| i + p)
+}
+
+/// Searches `hay` for the first complete `delim`.
+///
+/// Returns `Ok(start)` of the first occurrence, or `Err(resume)`: the offset from
+/// which a later search over a longer `hay` (the same bytes plus more) must start so
+/// that it misses nothing, that is the first place a delimiter could still begin.
+/// `delim` must not be empty.
+#[inline]
+pub(crate) fn find(hay: &[u8], delim: &[u8]) -> Result<usize, usize> {
+    debug_assert!(!delim.is_empty());
+    let first = delim[0];
+    let mut from = 0;
+    loop {
+        let Some(p) = find_byte(first, &hay[from..]) else {
+            return Err(hay.len());
+        };
+        let c = from + p;
+        if c + delim.len() > hay.len() {
+            // Could be the start of a delimiter whose end has not arrived yet.
+            return Err(c);
+        }
+        if &hay[c..c + delim.len()] == delim {
+            return Ok(c);
+        }
+        from = c + 1;
+    }
+}
+
+/// Returns the start of the last complete `delim` in `hay`.
+pub(crate) fn rfind(hay: &[u8], delim: &[u8]) -> Option<usize> {
+    if delim.len() > hay.len() {
+        return None;
+    }
+    (0..=hay.len() - delim.len())
+        .rev()
+        .find(|&i| &hay[i..i + delim.len()] == delim)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn find_byte_agrees_with_a_naive_scan_at_every_offset() {
+        let mut hay = vec![b'a'; 70];
+        for at in 0..hay.len() {
+            hay[at] = b'\n';
+            for start in 0..=at {
+                assert_eq!(find_byte(b'\n', &hay[start..]), Some(at - start));
+            }
+            hay[at] = b'a';
+        }
+        assert_eq!(find_byte(b'\n', &hay), None);
+        // Bytes just above and below the needle must not match.
+        assert_eq!(find_byte(0x80, &[0x7f, 0x81, 0x00, 0xff, 0x80]), Some(4));
+        assert_eq!(find_byte(0, &[1; 40]), None);
+    }
+
+    #[test]
+    fn find_reports_where_a_partial_delimiter_starts() {
+        assert_eq!(find(b"ab\r\ncd", b"\r\n"), Ok(2));
+        assert_eq!(find(b"ab\r", b"\r\n"), Err(2));
+        assert_eq!(find(b"a\rb\r", b"\r\n"), Err(3));
+        assert_eq!(find(b"abc", b"\r\n"), Err(3));
+        assert_eq!(find(b"", b"\r\n"), Err(0));
+        assert_eq!(find(b"xxab", b"ab"), Ok(2));
+        assert_eq!(find(b"aab", b"ab"), Ok(1));
+    }
+
+    #[test]
+    fn rfind_finds_the_last_delimiter() {
+        assert_eq!(rfind(b"a\r\nb\r\nc", b"\r\n"), Some(4));
+        assert_eq!(rfind(b"abc", b"\r\n"), None);
+        assert_eq!(rfind(b"", b"\r\n"), None);
+    }
+}
