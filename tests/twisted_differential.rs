@@ -468,7 +468,7 @@ fn weft_receivers_match_twisteds_recorded_events() {
 
 #[test]
 fn weft_receivers_match_twisted_run_live_when_asked() {
-    if std::env::var_os("WEFT_TWISTED_LIVE").map_or(true, |v| v != "1") {
+    if std::env::var_os("WEFT_TWISTED_LIVE").is_none_or(|v| v != "1") {
         eprintln!("skipped: set WEFT_TWISTED_LIVE=1 (needs python3 with twisted)");
         return;
     }
