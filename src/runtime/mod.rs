@@ -458,7 +458,13 @@ impl ServerBuilder {
                 .name(&format!("weft-shard-{index}"))
                 .io_memory(64 * 1024)
                 .ring_depth(1024)
-                .preempt_timer(Duration::from_millis(2))
+                // glommio's default. A short timer (design.md suggested a few ms) makes
+                // glommio 0.9 hang: when its preemption timer has already fired as a
+                // scheduling round starts, `run_task_queues` reports "ran nothing" and
+                // the executor parks with runnable tasks, sleeping until some unrelated
+                // event. Under CPU contention 2 ms fired often enough to hang 1 ping-pong
+                // test in 20; 100 ms showed no hang in 108 stressed runs.
+                .preempt_timer(Duration::from_millis(100))
                 .spawn(move || shard::run(ctx));
             match spawned {
                 Ok(j) => joins.push(j),
