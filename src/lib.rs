@@ -73,6 +73,7 @@ pub mod address;
 pub mod clock;
 pub mod endpoints;
 pub mod factory;
+pub mod mesh;
 pub mod protocol;
 pub mod protocols;
 pub mod reactor;

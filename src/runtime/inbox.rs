@@ -1,0 +1,153 @@
+//! Delivery of cross-shard messages: the doorbell and the per-shard inbox task.
+//!
+//! [`crate::mesh`] owns the queues (a bounded crossbeam channel per shard, an outbox
+//! per sender) and knows nothing of glommio; this file is the part that does: it
+//! runs one delivery task per joined shard and hooks the mesh into shard shutdown.
+//!
+//! ```text
+//!  sender thread                               receiving shard's executor
+//!  ─────────────                               ──────────────────────────
+//!  try_send(envelope) ──► channel ──────────►  delivery task: run(BATCH) ─► handler
+//!  fence(SeqCst)                                    │ nothing left?
+//!  sleeping? ── no ──► done (no syscall)            ▼
+//!     │ yes (swap to false)                    arm: register waker, sleeping = true,
+//!     ▼                                             fence(SeqCst), re-check the channel
+//!  waker.wake_by_ref() ─► glommio foreign            │ still empty
+//!  wake queue + eventfd ─► executor wakes ─────►     ▼  Pending (the thread may sleep)
+//! ```
+//!
+//! The flag makes a ring cost one fence and one load while the receiver is busy: only
+//! the first message after the receiver parks pays for a wake (a cross-thread
+//! waker clone, a queue push and, if the executor is asleep, an eventfd write).
+//! Both sides fence between their store and their load (Dekker's pattern), so
+//! either the sender sees `sleeping` or the receiver sees the message: a message is
+//! never left in a parked inbox.
+//!
+//! The delivery task runs in the executor's default task queue, which glommio does
+//! not mark latency-sensitive: a foreign wake then writes the eventfd only when the
+//! executor is about to sleep, instead of on every wake.
+//!
+//! Shutdown: every joined shard registers a quiesce hook that steps the mesh's
+//! flush barrier (see [`Mailbox::quiesce_step`]) every millisecond until it is done
+//! or the drain timeout passes, so shutdown never waits on the mesh for longer than
+//! that. The delivery task ends when its mailbox says it is finished.
+
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+use crate::runtime::shard;
+
+/// Messages one delivery task delivers before yielding to the shard's connections.
+pub(crate) const BATCH: usize = 256;
+
+/// How often a shutting-down shard steps the mesh's flush barrier.
+const QUIESCE_POLL: Duration = Duration::from_millis(1);
+
+/// Wakes a parked delivery task from any thread, only when it may be parked.
+#[derive(Debug, Default)]
+pub(crate) struct Doorbell {
+    sleeping: AtomicBool,
+    waker: Mutex<Option<Waker>>,
+    wakeups: AtomicU64,
+}
+
+impl Doorbell {
+    /// Wakes the receiver if it is parked. Call after making work visible (a push
+    /// into its channel, a flag it re-checks).
+    pub(crate) fn ring(&self) {
+        fence(Ordering::SeqCst);
+        if self.sleeping.load(Ordering::Relaxed) && self.sleeping.swap(false, Ordering::AcqRel) {
+            self.wakeups.fetch_add(1, Ordering::Relaxed);
+            let w = self.waker.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(w) = w.as_ref() {
+                w.wake_by_ref();
+            }
+        }
+    }
+
+    /// Returns how many rings found the receiver parked and woke it.
+    pub(crate) fn wakeups(&self) -> u64 {
+        self.wakeups.load(Ordering::Relaxed)
+    }
+
+    /// The receiver is running: rings need not wake it.
+    fn awake(&self) {
+        self.sleeping.store(false, Ordering::Relaxed);
+    }
+
+    /// The receiver is about to park with `waker`: the caller must re-check for
+    /// work after this returns, and park only if there is none.
+    fn arm(&self, waker: &Waker) {
+        {
+            let mut w = self.waker.lock().unwrap_or_else(|e| e.into_inner());
+            if !w.as_ref().is_some_and(|old| old.will_wake(waker)) {
+                *w = Some(waker.clone());
+            }
+        }
+        self.sleeping.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+    }
+}
+
+/// What the delivery task drives: one shard's end of the mesh.
+pub(crate) trait Mailbox: 'static {
+    /// The doorbell senders ring for this shard.
+    fn doorbell(&self) -> &Doorbell;
+
+    /// Moves waiting outbox messages on and delivers up to `budget` inbox
+    /// messages; returns true if the budget ran out (more may be waiting).
+    fn run(&self, budget: usize) -> bool;
+
+    /// Tells whether there is work (checked after arming the doorbell).
+    fn has_work(&self) -> bool;
+
+    /// Tells whether this endpoint is closed and its delivery task may end.
+    fn finished(&self) -> bool;
+
+    /// Does one step of the shutdown barrier; returns true once this endpoint is
+    /// closed. `late` is true once the drain deadline has passed: the step must
+    /// then finish, giving up (with a log line) on whatever is still waiting.
+    fn quiesce_step(&self, late: bool) -> bool;
+}
+
+/// Attaches `mailbox` to the shard running on this thread: spawns its delivery
+/// task and registers its shutdown step. Returns false if this thread runs no shard.
+pub(crate) fn attach(mailbox: Rc<dyn Mailbox>) -> bool {
+    let Some(shard) = shard::current() else {
+        return false;
+    };
+    glommio::spawn_local(deliver(Rc::clone(&mailbox))).detach();
+    shard.on_quiesce(Box::new(move |deadline: Instant| {
+        Box::pin(async move {
+            while !mailbox.quiesce_step(Instant::now() >= deadline) {
+                glommio::timer::sleep(QUIESCE_POLL).await;
+            }
+        })
+    }));
+    true
+}
+
+/// The delivery task: runs the mailbox whenever the doorbell rings, in batches.
+async fn deliver(mailbox: Rc<dyn Mailbox>) {
+    poll_fn(|cx| loop {
+        let bell = mailbox.doorbell();
+        bell.awake();
+        if mailbox.finished() {
+            return Poll::Ready(());
+        }
+        if mailbox.run(BATCH) {
+            // Budget spent: let the shard's connections run, then come back.
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        bell.arm(cx.waker());
+        if !mailbox.has_work() && !mailbox.finished() {
+            return Poll::Pending;
+        }
+    })
+    .await
+}
