@@ -122,13 +122,20 @@ impl ChatClient {
         out
     }
 
-    /// Collects lines into `seen` until `done(&seen)` holds, panicking after `limit`.
-    pub fn collect_until(&mut self, limit: Duration, mut done: impl FnMut(&[String]) -> bool) {
+    /// Collects lines into `seen` until `done` (called with each new line) returns
+    /// true, panicking after `limit`.
+    pub fn collect_until(&mut self, limit: Duration, mut done: impl FnMut(&str) -> bool) {
         let deadline = Instant::now() + limit;
-        while !done(&self.seen) {
+        loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
-                Ok(l) => self.seen.push(l),
+                Ok(l) => {
+                    let stop = done(&l);
+                    self.seen.push(l);
+                    if stop {
+                        return;
+                    }
+                }
                 Err(_) => panic!(
                     "condition not met within {limit:?} after {} lines; last: {:?}",
                     self.seen.len(),
