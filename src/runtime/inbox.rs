@@ -23,9 +23,14 @@
 //! either the sender sees `sleeping` or the receiver sees the message: a message is
 //! never left in a parked inbox.
 //!
-//! The delivery task runs in the executor's default task queue, which glommio does
-//! not mark latency-sensitive: a foreign wake then writes the eventfd only when the
-//! executor is about to sleep, instead of on every wake.
+//! The delivery task runs in a task queue of its own marked latency-sensitive
+//! (`Latency::Matters(1 ms)`). For such a task glommio writes the executor's eventfd
+//! on every foreign wake; for an ordinary one it writes it only if the executor has
+//! announced it is going to sleep, and on this machine that path lost wakes: a
+//! two-shard ping-pong (`tests/mesh_wakeups.rs`) hung in about one run of three with
+//! the doorbell rung and the task never polled. The doorbell already limits foreign
+//! wakes to one per park, so the forced eventfd write costs little, and the latency
+//! setting also lets a woken delivery task preempt busy connection tasks within 1 ms.
 //!
 //! Shutdown: every joined shard registers a quiesce hook that steps the mesh's
 //! flush barrier (see [`Mailbox::quiesce_step`]) every millisecond until it is done
@@ -43,6 +48,10 @@ use crate::runtime::shard;
 
 /// Messages one delivery task delivers before yielding to the shard's connections.
 pub(crate) const BATCH: usize = 256;
+
+/// The latency glommio is asked to keep for the delivery task's queue: how long
+/// other task queues may run before a woken delivery task gets the CPU.
+const MESH_LATENCY: Duration = Duration::from_millis(1);
 
 /// How often a shutting-down shard steps the mesh's flush barrier.
 const QUIESCE_POLL: Duration = Duration::from_millis(1);
@@ -120,7 +129,17 @@ pub(crate) fn attach(mailbox: Rc<dyn Mailbox>) -> bool {
     let Some(shard) = shard::current() else {
         return false;
     };
-    glommio::spawn_local(deliver(Rc::clone(&mailbox))).detach();
+    // Latency-sensitive: glommio then writes the executor's eventfd on every foreign
+    // wake of this task (see the module notes); the doorbell keeps that to one per park.
+    let queue = glommio::executor().create_task_queue(
+        glommio::Shares::default(),
+        glommio::Latency::Matters(MESH_LATENCY),
+        "weft-mesh",
+    );
+    match glommio::spawn_local_into(deliver(Rc::clone(&mailbox)), queue) {
+        Ok(task) => task.detach(),
+        Err(_) => glommio::spawn_local(deliver(Rc::clone(&mailbox))).detach(),
+    };
     shard.on_quiesce(Box::new(move |deadline: Instant| {
         Box::pin(async move {
             while !mailbox.quiesce_step(Instant::now() >= deadline) {
