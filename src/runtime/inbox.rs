@@ -32,6 +32,17 @@
 //! wakes to one per park, so the forced eventfd write costs little, and the latency
 //! setting also lets a woken delivery task preempt busy connection tasks within 1 ms.
 //!
+//! That forced write narrowed the hangs but did not remove them, so a watchdog task
+//! per shard ticks every 10 ms and wakes the delivery task itself when the inbox has
+//! had work and no progress for a whole tick (counted in `MeshStats::rescued`); the
+//! tick also keeps an idle shard's executor from sleeping longer than 10 ms (100
+//! timer wake-ups a second per shard). Even so, about one ping-pong run in twenty
+//! still hangs with both executors asleep in glommio's `link_rings_and_sleep`
+//! (io_uring_enter with no timeout) while a foreign wake *and* the watchdog's
+//! timer are pending: glommio's linked-ring sleep itself misses completions. That
+//! needs a fix in the engine's sleep path (for instance the eventfd-polling sleep of
+//! glommio's unmerged PR #552, or weft's own ring), not in the mesh.
+//!
 //! Shutdown: every joined shard registers a quiesce hook that steps the mesh's
 //! flush barrier (see [`Mailbox::quiesce_step`]) every millisecond until it is done
 //! or the drain timeout passes, so shutdown never waits on the mesh for longer than
@@ -53,6 +64,9 @@ pub(crate) const BATCH: usize = 256;
 /// other task queues may run before a woken delivery task gets the CPU.
 const MESH_LATENCY: Duration = Duration::from_millis(1);
 
+/// How often the watchdog looks for work stuck behind a lost wake-up.
+const WATCHDOG_TICK: Duration = Duration::from_millis(10);
+
 /// How often a shutting-down shard steps the mesh's flush barrier.
 const QUIESCE_POLL: Duration = Duration::from_millis(1);
 
@@ -62,6 +76,7 @@ pub(crate) struct Doorbell {
     sleeping: AtomicBool,
     waker: Mutex<Option<Waker>>,
     wakeups: AtomicU64,
+    rescues: AtomicU64,
 }
 
 impl Doorbell {
@@ -81,6 +96,21 @@ impl Doorbell {
     /// Returns how many rings found the receiver parked and woke it.
     pub(crate) fn wakeups(&self) -> u64 {
         self.wakeups.load(Ordering::Relaxed)
+    }
+
+    /// Returns how many times the watchdog found work stuck behind a lost wake-up.
+    pub(crate) fn rescues(&self) -> u64 {
+        self.rescues.load(Ordering::Relaxed)
+    }
+
+    /// Wakes the receiver from its own thread (the watchdog).
+    fn rescue(&self) {
+        self.rescues.fetch_add(1, Ordering::Relaxed);
+        self.sleeping.store(false, Ordering::Relaxed);
+        let w = self.waker.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(w) = w.as_ref() {
+            w.wake_by_ref();
+        }
     }
 
     /// The receiver is running: rings need not wake it.
@@ -114,6 +144,9 @@ pub(crate) trait Mailbox: 'static {
     /// Tells whether there is work (checked after arming the doorbell).
     fn has_work(&self) -> bool;
 
+    /// Returns how many messages this endpoint has delivered so far.
+    fn delivered(&self) -> u64;
+
     /// Tells whether this endpoint is closed and its delivery task may end.
     fn finished(&self) -> bool;
 
@@ -140,6 +173,7 @@ pub(crate) fn attach(mailbox: Rc<dyn Mailbox>) -> bool {
         Ok(task) => task.detach(),
         Err(_) => glommio::spawn_local(deliver(Rc::clone(&mailbox))).detach(),
     };
+    glommio::spawn_local(watchdog(Rc::clone(&mailbox))).detach();
     shard.on_quiesce(Box::new(move |deadline: Instant| {
         Box::pin(async move {
             while !mailbox.quiesce_step(Instant::now() >= deadline) {
@@ -169,4 +203,25 @@ async fn deliver(mailbox: Rc<dyn Mailbox>) {
         }
     })
     .await
+}
+
+/// Bounds the cost of a lost cross-thread wake-up to two ticks: if the inbox has
+/// had work and no delivery for a whole tick, wake the delivery task locally.
+///
+/// glommio 0.9 occasionally loses a foreign wake of a sleeping executor (see the
+/// module notes); the tick also wakes the executor, which then drains its foreign
+/// wake queue. `MeshStats::rescued` counts the times this was needed.
+async fn watchdog(mailbox: Rc<dyn Mailbox>) {
+    let mut last = mailbox.delivered();
+    let mut stuck = false;
+    while !mailbox.finished() {
+        glommio::timer::sleep(WATCHDOG_TICK).await;
+        let now = mailbox.delivered();
+        let idle_with_work = now == last && mailbox.has_work();
+        if idle_with_work && stuck {
+            mailbox.doorbell().rescue();
+        }
+        stuck = idle_with_work;
+        last = now;
+    }
 }
