@@ -140,6 +140,8 @@ fn a_chat_line_allocates_once_per_line_not_per_client() {
     eprintln!(
         "chat: {allocs} allocations for {LINES} lines to {CLIENTS} clients ({per_line:.2} per line)"
     );
-    // The line's buffer, and the shared header `Bytes` makes on its first clone.
-    assert!(per_line <= 2.0, "{per_line} allocations per line");
+    // The line's buffer, and the shared header `Bytes` makes on its first clone: 2.
+    // The count is process-wide, so the test harness adds a stray few; anything per
+    // client would add at least 64 per line.
+    assert!(per_line < 2.5, "{per_line} allocations per line");
 }
