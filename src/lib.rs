@@ -74,6 +74,7 @@ pub mod client;
 pub mod clock;
 pub mod endpoints;
 pub mod factory;
+pub mod mesh;
 pub mod protocol;
 pub mod protocols;
 pub mod reactor;

@@ -28,6 +28,8 @@ services:
   chargen              send the character pattern while the peer reads (RFC 864)
   qotd [--quote TEXT]  send a quote, then close (RFC 865)
   daytime              send the date and time, then close (RFC 867)
+  chat [--inbox-capacity N]
+                       the chat server: every line to every client on every core
 
 ENDPOINT uses Twisted's syntax: tcp:PORT[:interface=ADDR][:backlog=N],
 tcp6:PORT[:interface=\\:\\:1], unix:PATH[:mode=660]; the default is tcp:8000.";
@@ -40,6 +42,7 @@ struct Options {
     drain_timeout: Option<Duration>,
     max_output_buffer: Option<usize>,
     quote: String,
+    inbox_capacity: usize,
 }
 
 fn parse_args(args: &[String]) -> Result<Options, String> {
@@ -58,6 +61,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         drain_timeout: None,
         max_output_buffer: None,
         quote: wire::DEFAULT_QUOTE.to_string(),
+        inbox_capacity: weft::mesh::DEFAULT_INBOX_CAPACITY,
     };
     fn value<'a>(
         it: &mut impl Iterator<Item = &'a String>,
@@ -81,6 +85,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             }
             "--max-output-buffer" => o.max_output_buffer = Some(number(value(&mut it, a)?, a)?),
             "--quote" => o.quote = value(&mut it, a)?.clone(),
+            "--inbox-capacity" => o.inbox_capacity = number(value(&mut it, a)?, a)?,
             "-h" | "--help" => return Err(String::new()),
             flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
             endpoint => o.endpoints.push(endpoint.to_string()),
@@ -130,6 +135,12 @@ fn run(o: Options) -> Result<(), String> {
             listen(b, &o, move |_| {
                 let q: Rc<str> = Rc::from(quote.as_str());
                 SimpleFactory::new(move || wire::Qotd::new(Rc::clone(&q)))
+            })
+        }
+        "chat" => {
+            let mesh = weft::services::chat::ChatMesh::new(b.shard_count(), o.inbox_capacity);
+            listen(b, &o, move |shard| {
+                weft::services::chat::ChatFactory::join(&mesh, shard)
             })
         }
         other => return Err(format!("unknown service {other:?}")),

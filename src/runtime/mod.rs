@@ -21,6 +21,7 @@
 
 pub(crate) mod client;
 mod connection;
+pub(crate) mod inbox;
 mod listener;
 mod shard;
 mod signal;
@@ -296,6 +297,12 @@ impl ServerBuilder {
         self
     }
 
+    /// Returns the number of shards `start` will run: the `cores` setting, or every
+    /// core this process may run on. Size a [`Mesh`](crate::mesh::Mesh) with it.
+    pub fn shard_count(&self) -> usize {
+        self.cores.unwrap_or_else(|| available_cpus().len())
+    }
+
     /// Pins each shard to its own core (default true).
     pub fn pin(mut self, pin: bool) -> Self {
         self.pin = pin;
@@ -397,10 +404,7 @@ impl ServerBuilder {
             return Err(ServerError::NoEndpoints);
         }
         check_io_uring()?;
-        let cpus: Vec<usize> = core_affinity::get_core_ids()
-            .map(|ids| ids.into_iter().map(|c| c.id).collect())
-            .filter(|v: &Vec<usize>| !v.is_empty())
-            .unwrap_or_else(|| vec![0]);
+        let cpus = available_cpus();
         let shards = self.cores.unwrap_or(cpus.len());
 
         // Bind everything before any thread starts: errors surface here, at once.
@@ -510,6 +514,14 @@ impl ServerBuilder {
             joins,
         })
     }
+}
+
+/// The cores this process may run on (at least one).
+fn available_cpus() -> Vec<usize> {
+    core_affinity::get_core_ids()
+        .map(|ids| ids.into_iter().map(|c| c.id).collect())
+        .filter(|v: &Vec<usize>| !v.is_empty())
+        .unwrap_or_else(|| vec![0])
 }
 
 /// Fails with a clear message when this kernel or process cannot use io_uring.

@@ -69,6 +69,23 @@ pub(crate) struct Shard {
     listen_fds: RefCell<Vec<std::os::fd::RawFd>>,
     handoff: Handoff,
     next_unix_shard: Cell<usize>,
+    /// Work run at shutdown after accepting stops and before connections are closed
+    /// (the mesh's flush barrier: see `runtime::inbox`).
+    quiesce_hooks: RefCell<Vec<QuiesceHook>>,
+}
+
+/// A shutdown step given the deadline by which it should be done.
+pub(crate) type QuiesceHook = Box<dyn FnOnce(Instant) -> Pin<Box<dyn Future<Output = ()>>>>;
+
+thread_local! {
+    /// The shard running on this thread, for code that must attach itself to it from
+    /// inside a factory-building closure (the mesh inbox).
+    static CURRENT: RefCell<std::rc::Weak<Shard>> = const { RefCell::new(std::rc::Weak::new()) };
+}
+
+/// Returns the shard whose executor runs on this thread, if any.
+pub(crate) fn current() -> Option<Rc<Shard>> {
+    CURRENT.with(|c| c.borrow().upgrade())
 }
 
 /// Runs a shard until it is stopped; the root future of its executor.
@@ -82,6 +99,7 @@ pub(crate) async fn run(init: ShardInit) -> Result<ShardSummary, String> {
         clock.clone(),
         init.handoff,
     );
+    CURRENT.with(|c| *c.borrow_mut() = Rc::downgrade(&shard));
     let timer_task = glommio::spawn_local(timer::drive(clock));
     let handoff_task = {
         let s = Rc::clone(&shard);
@@ -171,6 +189,7 @@ impl Shard {
             listen_fds: RefCell::new(Vec::new()),
             handoff,
             next_unix_shard: Cell::new(0),
+            quiesce_hooks: RefCell::new(Vec::new()),
         })
     }
 
@@ -407,6 +426,7 @@ impl Shard {
         for task in accepts {
             task.cancel().await;
         }
+        self.quiesce().await;
         let conns: Vec<Rc<ConnShared>> = self.conns.borrow().values().cloned().collect();
         tracing::debug!(shard = self.index, open = conns.len(), "shutting down");
         for c in &conns {
@@ -431,6 +451,39 @@ impl Shard {
         for stop in self.stop_factories.borrow_mut().drain(..) {
             stop();
         }
+    }
+}
+
+// Shutdown hooks (used by the mesh inbox, runtime/inbox.rs).
+impl Shard {
+    /// Registers work to run at shutdown, before connections are closed.
+    pub(crate) fn on_quiesce(&self, hook: QuiesceHook) {
+        self.quiesce_hooks.borrow_mut().push(hook);
+    }
+
+    /// Runs every quiesce hook concurrently, each bounded by the drain timeout.
+    async fn quiesce(&self) {
+        let hooks: Vec<QuiesceHook> = self.quiesce_hooks.borrow_mut().drain(..).collect();
+        if hooks.is_empty() {
+            return;
+        }
+        let deadline = Instant::now() + self.config.drain_timeout;
+        let mut futs: Vec<_> = hooks.into_iter().map(|h| Some(h(deadline))).collect();
+        poll_fn(|cx| {
+            for slot in futs.iter_mut() {
+                if let Some(f) = slot {
+                    if f.as_mut().poll(cx).is_ready() {
+                        *slot = None;
+                    }
+                }
+            }
+            if futs.iter().all(Option::is_none) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
     }
 }
 
