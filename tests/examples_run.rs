@@ -56,6 +56,7 @@ impl Example {
                 }
                 Err(_) => {
                     let _ = child.kill();
+                    let _ = child.wait();
                     panic!("example {name} printed no listening line");
                 }
             }
