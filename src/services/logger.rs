@@ -17,9 +17,10 @@
 //!
 //! Why buffer instead of one `write` per line: lines arriving together from many
 //! connections on a shard cost one system call, not one each. The buffer is flushed
-//! by a task spawned when it stops being empty, which runs once the connections woken
-//! in the same turn have been served (so a line reaches the file a turn after it was
-//! read), at once when it passes [`FLUSH_THRESHOLD`], and in `stop_factory`. A
+//! by a task spawned when it stops being empty, which yields once (glommio polls a
+//! new task at once, inside the spawning callback) and so runs after the tasks
+//! already queued on the shard: a line reaches the file a turn after it was read. It
+//! is also flushed at once when it passes [`FLUSH_THRESHOLD`], and in `stop_factory`. A
 //! graceful stop (SIGTERM) drains the connections first and then calls
 //! `stop_factory`, so no line that was read is lost. What a crash loses is at most
 //! the lines of the current turn.
