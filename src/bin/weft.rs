@@ -15,21 +15,32 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use weft::protocols::Framing;
 use weft::services::limits::{ConnectionCounter, LimitTotalConnections};
 use weft::services::wire::{self, SimpleFactory};
+use weft::services::{finger, framed, logger};
 use weft::{Factory, Server, ServerBuilder};
 
 const USAGE: &str = "usage: weft serve SERVICE [ENDPOINT ...] [--cores N] [--max-connections N]
                   [--drain-timeout SECS] [--max-output-buffer BYTES] [service options]
 
 services:
-  echo                 write back every byte (RFC 862)
+  echo [--framing F] [--max-length N] [--delimiter STR]
+                       write back every byte (RFC 862), or every frame in framing F:
+                       raw (default), line, lineonly, netstring, int8, int16, int32;
+                       --max-length is the longest frame kept (Twisted's MAX_LENGTH:
+                       16384 for lines, 99999 otherwise), longer ones close the
+                       connection; --delimiter ends lines (default '\\r\\n'; the escapes
+                       \\r \\n \\t \\0 \\\\ \\xHH are understood)
   discard              read and ignore (RFC 863)
   chargen              send the character pattern while the peer reads (RFC 864)
   qotd [--quote TEXT]  send a quote, then close (RFC 865)
   daytime              send the date and time, then close (RFC 867)
   chat [--inbox-capacity N]
                        the chat server: every line to every client on every core
+  finger --users FILE  answer one query line with the user's status, then close
+                       (RFC 1288; FILE has user:status or user=status lines)
+  logger --file PATH   append every line received to PATH
 
 ENDPOINT uses Twisted's syntax: tcp:PORT[:interface=ADDR][:backlog=N],
 tcp6:PORT[:interface=\\:\\:1], unix:PATH[:mode=660]; the default is tcp:8000.";
@@ -43,6 +54,11 @@ struct Options {
     max_output_buffer: Option<usize>,
     quote: String,
     inbox_capacity: usize,
+    framing: Framing,
+    max_length: Option<usize>,
+    delimiter: Option<Vec<u8>>,
+    users: Option<String>,
+    log_file: Option<String>,
 }
 
 fn parse_args(args: &[String]) -> Result<Options, String> {
@@ -62,6 +78,11 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         max_output_buffer: None,
         quote: wire::DEFAULT_QUOTE.to_string(),
         inbox_capacity: weft::mesh::DEFAULT_INBOX_CAPACITY,
+        framing: Framing::Raw,
+        max_length: None,
+        delimiter: None,
+        users: None,
+        log_file: None,
     };
     fn value<'a>(
         it: &mut impl Iterator<Item = &'a String>,
@@ -86,6 +107,11 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             "--max-output-buffer" => o.max_output_buffer = Some(number(value(&mut it, a)?, a)?),
             "--quote" => o.quote = value(&mut it, a)?.clone(),
             "--inbox-capacity" => o.inbox_capacity = number(value(&mut it, a)?, a)?,
+            "--framing" => o.framing = value(&mut it, a)?.parse()?,
+            "--max-length" => o.max_length = Some(number(value(&mut it, a)?, a)?),
+            "--delimiter" => o.delimiter = Some(framed::parse_delimiter(value(&mut it, a)?)?),
+            "--users" => o.users = Some(value(&mut it, a)?.clone()),
+            "--file" => o.log_file = Some(value(&mut it, a)?.clone()),
             "-h" | "--help" => return Err(String::new()),
             flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
             endpoint => o.endpoints.push(endpoint.to_string()),
@@ -126,7 +152,37 @@ fn run(o: Options) -> Result<(), String> {
         b = b.max_output_buffer(n);
     }
     b = match o.service.as_str() {
-        "echo" => listen(b, &o, |_| SimpleFactory::new(|| wire::Echo)),
+        "echo" if o.framing == Framing::Raw && o.max_length.is_none() && o.delimiter.is_none() => {
+            listen(b, &o, |_| SimpleFactory::new(|| wire::Echo))
+        }
+        "echo" => {
+            let line = matches!(o.framing, Framing::Line | Framing::LineOnly);
+            if o.framing == Framing::Raw {
+                return Err("--max-length and --delimiter need a --framing other than raw".into());
+            }
+            if o.delimiter.is_some() && !line {
+                return Err("--delimiter applies to --framing line and lineonly only".into());
+            }
+            let mut config = framed::EchoConfig::new(o.framing);
+            config.max_length = o.max_length;
+            if let Some(d) = &o.delimiter {
+                config.delimiter = d.clone();
+            }
+            listen(b, &o, move |_| {
+                framed::FramedEchoFactory::new(config.clone())
+            })
+        }
+        "finger" => {
+            let path = o.users.as_deref().ok_or("finger needs --users FILE")?;
+            let users = finger::StaticUsers::from_file(std::path::Path::new(path))?;
+            listen(b, &o, move |_| finger::FingerFactory::new(users.clone()))
+        }
+        "logger" => {
+            let path = o.log_file.clone().ok_or("logger needs --file PATH")?;
+            logger::LoggerFactory::open(std::path::Path::new(&path))
+                .map_err(|e| format!("cannot open {path} for appending: {e}"))?;
+            listen(b, &o, move |_| logger::LoggerFactory::new(&path))
+        }
         "discard" => listen(b, &o, |_| SimpleFactory::new(|| wire::Discard)),
         "chargen" => listen(b, &o, |_| SimpleFactory::new(|| wire::Chargen)),
         "daytime" => listen(b, &o, |_| SimpleFactory::new(|| wire::Daytime)),

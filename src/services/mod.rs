@@ -2,5 +2,8 @@
 //! `twisted.protocols.policies`), usable from the library as well.
 
 pub mod chat;
+pub mod finger;
+pub mod framed;
 pub mod limits;
+pub mod logger;
 pub mod wire;
