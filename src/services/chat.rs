@@ -25,8 +25,9 @@
 //! caps (`ServerBuilder::max_output_buffer`): past the cap it is aborted, and the
 //! others are not slowed down, since a room never waits on a client.
 //!
-//! Input is split like Twisted's `LineOnlyReceiver` by a small private splitter
-//! here; it is meant to be replaced by the shared decoders of `weft::protocols`.
+//! Input is split by the shared
+//! [`LineOnlyDecoder`](crate::protocols::line_only::LineOnlyDecoder), with Twisted's
+//! `LineOnlyReceiver` rules (CRLF, 16 384-byte limit, nothing after a close).
 
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
@@ -37,6 +38,8 @@ use crate::address::Address;
 use crate::factory::Factory;
 use crate::mesh::{Mesh, MeshEndpoint};
 use crate::protocol::Protocol;
+use crate::protocols::line::LineEvent;
+use crate::protocols::line_only::LineOnlyDecoder;
 use crate::reason::Reason;
 use crate::transport::{Transport, TransportHandle};
 
@@ -175,7 +178,7 @@ impl Factory for ChatFactory {
             room,
             id,
             name: Vec::new(),
-            lines: LineSplitter::default(),
+            lines: LineOnlyDecoder::with_limits(b"\r\n", DEFAULT_MAX_LINE_LENGTH),
             joined: false,
         })
     }
@@ -186,12 +189,12 @@ pub struct Chat {
     room: Rc<Room>,
     id: u64,
     name: Vec<u8>,
-    lines: LineSplitter,
+    lines: LineOnlyDecoder,
     joined: bool,
 }
 
 impl Chat {
-    fn line_received(&mut self, line: &[u8], t: &mut Transport) {
+    fn line_received(room: &Room, name: &mut Vec<u8>, line: &[u8], t: &mut Transport) {
         if line == b"/EXIT" {
             t.lose_connection();
         } else if let Some(new) = line.strip_prefix(b"/NAME ") {
@@ -199,11 +202,10 @@ impl Chat {
                 t.write(b"Send '/NAME [new name]' to change your name.\r\n");
                 return;
             }
-            self.room
-                .announce(None, &[&self.name, b" changed name to ", new]);
-            self.name = new.to_vec();
+            room.announce(None, &[name, b" changed name to ", new]);
+            *name = new.to_vec();
         } else {
-            self.room.announce(None, &[&self.name, b" says ", line]);
+            room.announce(None, &[name, b" says ", line]);
         }
     }
 }
@@ -219,9 +221,26 @@ impl Protocol for Chat {
     }
 
     fn data_received(&mut self, data: &[u8], t: &mut Transport) {
-        let mut lines = std::mem::take(&mut self.lines);
-        lines.feed(data, t, |line, t| self.line_received(line, t));
-        self.lines = lines;
+        let Chat {
+            room, name, lines, ..
+        } = self;
+        lines.feed(data);
+        loop {
+            if t.disconnecting() {
+                // LineOnlyReceiver delivers nothing more once a close is pending.
+                lines.abandon_feed();
+                return;
+            }
+            match lines.next_event() {
+                Some(LineEvent::Line(line)) => Self::line_received(room, name, line, t),
+                Some(_) => {
+                    // Too long (Twisted's lineLengthExceeded): close, send nothing.
+                    t.lose_connection();
+                    return;
+                }
+                None => return,
+            }
+        }
     }
 
     fn connection_lost(&mut self, _reason: Reason) {
@@ -231,101 +250,6 @@ impl Protocol for Chat {
                 .announce(Some(self.id), &[&self.name, b" has disconnected."]);
         }
     }
-}
-
-/// Splits input into CRLF-terminated lines with the rules of Twisted's
-/// `LineOnlyReceiver`: no line is delivered once the transport is disconnecting;
-/// a line longer than the limit, or an unfinished one left over longer than the
-/// limit, closes the connection (`lineLengthExceeded` → `loseConnection`).
-#[derive(Debug, Default)]
-struct LineSplitter {
-    buf: Vec<u8>,
-}
-
-enum Split {
-    /// Every complete line delivered; the unfinished rest starts here.
-    Rest(usize),
-    /// Delivery stopped (disconnecting, or a line too long).
-    Stopped,
-}
-
-impl LineSplitter {
-    fn feed(
-        &mut self,
-        data: &[u8],
-        t: &mut Transport,
-        mut on_line: impl FnMut(&[u8], &mut Transport),
-    ) {
-        if self.buf.is_empty() {
-            // The common case: no copy unless a line is left unfinished.
-            match split(data, 0, t, &mut on_line) {
-                Split::Rest(at) => self.keep(&data[at..], t),
-                Split::Stopped => {}
-            }
-            return;
-        }
-        let scan = self.buf.len() - 1; // a CR may end the buffer, its LF start `data`
-        self.buf.extend_from_slice(data);
-        let mut buf = std::mem::take(&mut self.buf);
-        if let Split::Rest(at) = split(&buf, scan, t, &mut on_line) {
-            buf.drain(..at);
-            self.buf = buf; // keeps its capacity for the next unfinished line
-            self.check_rest(t);
-        }
-    }
-
-    fn keep(&mut self, rest: &[u8], t: &mut Transport) {
-        self.buf.extend_from_slice(rest);
-        self.check_rest(t);
-    }
-
-    /// An unfinished line longer than the limit closes the connection.
-    fn check_rest(&mut self, t: &mut Transport) {
-        if self.buf.len() > DEFAULT_MAX_LINE_LENGTH {
-            self.buf = Vec::new();
-            t.lose_connection();
-        }
-    }
-}
-
-/// Delivers every CRLF-terminated line of `buf`, searching for delimiters from
-/// `scan` on.
-fn split(
-    buf: &[u8],
-    scan: usize,
-    t: &mut Transport,
-    on_line: &mut impl FnMut(&[u8], &mut Transport),
-) -> Split {
-    let mut start = 0;
-    let mut from = scan;
-    while let Some(end) = find_crlf(buf, start, from) {
-        if t.disconnecting() {
-            return Split::Stopped;
-        }
-        let line = &buf[start..end];
-        if line.len() > DEFAULT_MAX_LINE_LENGTH {
-            t.lose_connection();
-            return Split::Stopped;
-        }
-        on_line(line, t);
-        start = end + 2;
-        from = start;
-    }
-    Split::Rest(start)
-}
-
-/// Finds the CR of the first CRLF in `buf[start..]` whose LF is at `from` or later.
-fn find_crlf(buf: &[u8], start: usize, from: usize) -> Option<usize> {
-    let first_lf = from.max(start + 1);
-    let mut i = first_lf;
-    while i < buf.len() {
-        let lf = buf[i..].iter().position(|&b| b == b'\n')? + i;
-        if buf[lf - 1] == b'\r' {
-            return Some(lf - 1);
-        }
-        i = lf + 1;
-    }
-    None
 }
 
 #[cfg(test)]
