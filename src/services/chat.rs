@@ -26,7 +26,7 @@
 //! others are not slowed down, since a room never waits on a client.
 //!
 //! Input is split by the shared
-//! [`LineOnlyDecoder`](crate::protocols::line_only::LineOnlyDecoder), with Twisted's
+//! [`LineOnlyDecoder`], with Twisted's
 //! `LineOnlyReceiver` rules (CRLF, 16 384-byte limit, nothing after a close).
 
 use std::cell::{Cell, RefCell};
