@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! weft serve SERVICE [ENDPOINT ...] [--cores N] [--max-connections N]
-//!                    [--drain-timeout SECS] [--max-output-buffer BYTES] [service options]
+//!                    [--drain-timeout SECS] [--max-output-buffer BYTES] [--native-io] [service options]
 //! ```
 //! The default endpoint is `tcp:8000`. When every shard listens, one line per
 //! endpoint goes to stderr: `listening on tcp:127.0.0.1:PORT (N shards)`. SIGINT or
@@ -20,7 +20,7 @@ use weft::services::wire::{self, SimpleFactory};
 use weft::{Factory, Server, ServerBuilder};
 
 const USAGE: &str = "usage: weft serve SERVICE [ENDPOINT ...] [--cores N] [--max-connections N]
-                  [--drain-timeout SECS] [--max-output-buffer BYTES] [service options]
+                  [--drain-timeout SECS] [--max-output-buffer BYTES] [--native-io] [service options]
 
 services:
   echo                 write back every byte (RFC 862)
@@ -40,6 +40,7 @@ struct Options {
     drain_timeout: Option<Duration>,
     max_output_buffer: Option<usize>,
     quote: String,
+    native_io: bool,
 }
 
 fn parse_args(args: &[String]) -> Result<Options, String> {
@@ -58,6 +59,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         drain_timeout: None,
         max_output_buffer: None,
         quote: wire::DEFAULT_QUOTE.to_string(),
+        native_io: false,
     };
     fn value<'a>(
         it: &mut impl Iterator<Item = &'a String>,
@@ -81,6 +83,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             }
             "--max-output-buffer" => o.max_output_buffer = Some(number(value(&mut it, a)?, a)?),
             "--quote" => o.quote = value(&mut it, a)?.clone(),
+            "--native-io" => o.native_io = true,
             "-h" | "--help" => return Err(String::new()),
             flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
             endpoint => o.endpoints.push(endpoint.to_string()),
@@ -110,7 +113,7 @@ where
 }
 
 fn run(o: Options) -> Result<(), String> {
-    let mut b = Server::builder().handle_signals(true);
+    let mut b = Server::builder().handle_signals(true).native_io(o.native_io);
     if let Some(n) = o.cores {
         b = b.cores(n);
     }

@@ -36,6 +36,17 @@ use crate::transport::{flags, ConnShared, Transport};
 pub(crate) trait Socket: AsyncRead + AsyncWrite + Unpin + 'static {
     /// The descriptor, for shutdown(2) and SO_LINGER.
     fn fd(&self) -> Option<RawFd>;
+
+    /// Closes the socket as `how` says. The default acts on `fd()` (shutdown(2) or
+    /// SO_LINGER 0) and drops the stream; the native data path overrides it to
+    /// send what it already accepted before the shutdown.
+    fn close(self, how: Close)
+    where
+        Self: Sized,
+    {
+        close_fd(self.fd(), how);
+        drop(self); // closes the descriptor
+    }
 }
 
 impl Socket for glommio::net::TcpStream {
@@ -51,8 +62,8 @@ impl Socket for glommio::net::UnixStream {
 }
 
 /// How the socket is closed once the connection ends.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Close {
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Close {
     /// shutdown(SHUT_RDWR) then close: a FIN (Twisted's loseConnection).
     Orderly,
     /// SO_LINGER 0 then close: a reset (Twisted's abortConnection).
@@ -316,32 +327,6 @@ where
         self.shared.set(flags::LOST);
         self.shared.out.borrow_mut().clear();
         self.shared.waker.take();
-        let fd = self.stream.fd();
-        match (how, fd) {
-            (_, None) | (Close::Plain, _) => {}
-            (Close::Orderly, Some(fd)) => {
-                // SAFETY: `fd` belongs to `self.stream`, which is alive until the end
-                // of this function; shutdown(2) does not release it.
-                unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
-            }
-            (Close::Reset, Some(fd)) => {
-                let linger = libc::linger {
-                    l_onoff: 1,
-                    l_linger: 0,
-                };
-                // SAFETY: as above; `linger` is a valid SO_LINGER value that lives
-                // across the call, and its size is passed exactly.
-                unsafe {
-                    libc::setsockopt(
-                        fd,
-                        libc::SOL_SOCKET,
-                        libc::SO_LINGER,
-                        (&linger as *const libc::linger).cast(),
-                        std::mem::size_of::<libc::linger>() as libc::socklen_t,
-                    )
-                };
-            }
-        }
         let Conn {
             stream,
             mut protocol,
@@ -349,7 +334,7 @@ where
             shard,
             ..
         } = self;
-        drop(stream); // closes the descriptor
+        stream.close(how);
         match &reason {
             Reason::ConnectionDone | Reason::Shutdown { drained: true } => {
                 tracing::trace!(shard = shard.index, peer = %transport.peer(), "{reason}")
@@ -358,6 +343,35 @@ where
         }
         if let Err(msg) = guarded(|| protocol.connection_lost(reason)) {
             tracing::error!(shard = shard.index, "connection_lost panicked: {msg}");
+        }
+    }
+}
+
+/// shutdown(2) (Orderly) or SO_LINGER 0 (Reset) on `fd`, the default close.
+fn close_fd(fd: Option<RawFd>, how: Close) {
+    match (how, fd) {
+        (_, None) | (Close::Plain, _) => {}
+        (Close::Orderly, Some(fd)) => {
+            // SAFETY: `fd` belongs to the stream, which the caller drops only after
+            // this returns; shutdown(2) does not release it.
+            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        }
+        (Close::Reset, Some(fd)) => {
+            let linger = libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            };
+            // SAFETY: as above; `linger` is a valid SO_LINGER value that lives
+            // across the call, and its size is passed exactly.
+            unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_LINGER,
+                    (&linger as *const libc::linger).cast(),
+                    std::mem::size_of::<libc::linger>() as libc::socklen_t,
+                )
+            };
         }
     }
 }
@@ -475,6 +489,7 @@ mod tests {
                 drain_timeout: std::time::Duration::from_secs(1),
                 read_budget: 16,
                 nodelay: true,
+                native_io: false,
             });
             let shard = Shard::new(0, 1, config, Arc::default(), Clock::real(), Handoff::new(1));
             let sock = MemSocket {
