@@ -661,15 +661,20 @@ impl Drop for Inner {
 
 /// The shard's driver task: see the module doc.
 async fn drive(ring: Rc<Ring>) {
-    // SAFETY: `ring.efd` is a valid eventfd this ring owns; the duplicate made here
-    // is owned by the BufferedFile alone (glommio closes it).
+    // SAFETY: `ring.efd` is a valid eventfd this ring owns; the call creates a
+    // duplicate, owned by `EventFd` below.
     let dup = unsafe { libc::fcntl(ring.efd, libc::F_DUPFD_CLOEXEC, 0) };
     if dup < 0 {
         tracing::error!("native ring: cannot duplicate its eventfd: {}", io::Error::last_os_error());
         return;
     }
-    // SAFETY: `dup` is a fresh descriptor nothing else owns.
-    let efd = Rc::new(unsafe { glommio::io::BufferedFile::from_raw_fd(dup) });
+    let efd = Rc::new(EventFd {
+        // SAFETY: `dup` is a fresh descriptor nothing else owns; `EventFd` keeps
+        // glommio from closing it (its asynchronous close may never run once the
+        // executor ends) and closes it itself.
+        file: ManuallyDrop::new(unsafe { glommio::io::BufferedFile::from_raw_fd(dup) }),
+        fd: dup,
+    });
     let mut park: Option<Pin<Box<dyn Future<Output = ()>>>> = None;
     poll_fn(|cx: &mut Context<'_>| loop {
         match ring.driver.take() {
@@ -686,7 +691,7 @@ async fn drive(ring: Rc<Ring>) {
         let p = park.get_or_insert_with(|| {
             let f = Rc::clone(&efd);
             Box::pin(async move {
-                if let Err(e) = f.read_at(0, 8).await {
+                if let Err(e) = f.file.read_at(0, 8).await {
                     tracing::debug!("native ring: eventfd read failed: {e}");
                     glommio::timer::sleep(Duration::from_millis(1)).await;
                 }
@@ -698,6 +703,22 @@ async fn drive(ring: Rc<Ring>) {
         }
     })
     .await;
+}
+
+/// The driver's copy of the eventfd, read through glommio.
+struct EventFd {
+    file: ManuallyDrop<glommio::io::BufferedFile>,
+    fd: RawFd,
+}
+
+impl Drop for EventFd {
+    fn drop(&mut self) {
+        // The last read (if any) was dropped with the driver: glommio cancels it
+        // and its in-flight request holds its own reference to the file.
+        // SAFETY: `fd` is the descriptor `file` wraps, never closed by glommio
+        // (`file` is never dropped), so it is closed exactly once, here.
+        unsafe { libc::close(self.fd) };
+    }
 }
 
 impl Drop for Ring {
