@@ -162,6 +162,8 @@ pub(crate) struct Ring {
 }
 
 thread_local! {
+    /// Turns where only the forced enter before parking found work (statistics).
+    static MISSED: Cell<u64> = const { Cell::new(0) };
     /// This shard's ring: created at the first native connection, ended by `shutdown`.
     static RING: RefCell<Option<Rc<Ring>>> = const { RefCell::new(None) };
     /// The ring could not be set up on this thread (logged once): use glommio's path.
@@ -222,6 +224,10 @@ pub(crate) async fn shutdown() {
     while ring.inner.borrow().live > 0 && Instant::now() < deadline {
         glommio::timer::sleep(Duration::from_millis(1)).await;
     }
+    tracing::debug!(
+        "native ring: {} turns found completions only by a forced enter",
+        MISSED.with(Cell::get)
+    );
     let task = ring.driver_task.borrow_mut().take();
     if let Some(t) = task {
         t.cancel().await;
@@ -291,11 +297,22 @@ impl Ring {
 
     /// One turn: submit what is queued, run deferred completions, dispatch CQEs.
     /// Returns true if it did anything.
-    fn turn(&self) -> bool {
+    ///
+    /// Without `force` it enters only when SQEs are queued or the kernel set
+    /// IORING_SQ_TASKRUN. That flag alone is not enough to park on: measured here
+    /// (6.18), deferred work was left behind without it, and with it unset nothing
+    /// signals the eventfd again (it is signalled only when the deferred list goes
+    /// from empty to non-empty), so a connection stalled for good. Hence the driver
+    /// makes one forced enter before it parks.
+    fn turn(&self, force: bool) -> bool {
         self.dirty.set(false);
         let mut inner = self.inner.borrow_mut();
-        let mut did = inner.enter(false);
-        did |= inner.reap();
+        let entered = inner.enter(force);
+        let reaped = inner.reap();
+        if force && reaped {
+            MISSED.with(|m| m.set(m.get() + 1));
+        }
+        let did = reaped || (entered && !force);
         inner.rearm_starved();
         if !inner.ring.submission().is_empty() {
             inner.enter(false);
@@ -343,14 +360,15 @@ impl Inner {
         }
     }
 
-    /// Enters the ring if there is something to submit or deferred work to run
-    /// (`wait`: block for one completion). Returns true if it entered.
-    fn enter(&mut self, wait: bool) -> bool {
+    /// Enters the ring (GETEVENTS, never blocking) if there is something to submit
+    /// or the kernel flagged deferred work, or always with `force`. Returns true if
+    /// it entered.
+    fn enter(&mut self, force: bool) -> bool {
         let (queued, flagged) = {
             let sq = self.ring.submission();
             (sq.len(), sq.taskrun() || sq.cq_overflow())
         };
-        if queued == 0 && !flagged && !wait {
+        if queued == 0 && !flagged && !force {
             return false;
         }
         let flags = 1u32; // IORING_ENTER_GETEVENTS (io_uring.h)
@@ -359,7 +377,7 @@ impl Inner {
         let r = unsafe {
             self.ring
                 .submitter()
-                .enter::<libc::sigset_t>(queued as u32, u32::from(wait), flags, None)
+                .enter::<libc::sigset_t>(queued as u32, 0, flags, None)
         };
         if let Err(e) = r {
             match e.raw_os_error() {
@@ -681,7 +699,8 @@ async fn drive(ring: Rc<Ring>) {
             Some(w) if w.will_wake(cx.waker()) => ring.driver.set(Some(w)),
             _ => ring.driver.set(Some(cx.waker().clone())),
         }
-        if ring.turn() {
+        // The cheap turn while busy; a forced one before parking (see `turn`).
+        if ring.turn(false) || ring.turn(true) {
             // Let the connections just woken run (and queue their sends), then
             // come back: this is the busy loop, with no park and no syscall of
             // glommio's in between.
