@@ -56,6 +56,11 @@ const TX_KEEP: usize = 64 * 1024;
 /// How long the shard's end waits for orderly closes still sending.
 const LINGER_AT_EXIT: Duration = Duration::from_secs(1);
 
+/// The watchdog's period: the longest a wakeup the eventfd did not deliver can
+/// delay a connection (such stalls were seen here, cause not found; a periodic task
+/// costs less than a timer per park).
+const PARK_MAX: Duration = Duration::from_millis(10);
+
 const OP_RECV: u64 = 1;
 const OP_SEND: u64 = 2;
 const OP_CANCEL: u64 = 3;
@@ -159,9 +164,14 @@ pub(crate) struct Ring {
     dirty: Cell<bool>,
     efd: RawFd,
     driver_task: RefCell<Option<glommio::Task<()>>>,
+    watchdog_task: RefCell<Option<glommio::Task<()>>>,
+    /// The current wake-up came from the watchdog (statistics only).
+    watchdog: Cell<bool>,
 }
 
 thread_local! {
+    /// Watchdog ticks that found work the eventfd had not announced (statistics).
+    static TIMED_OUT: Cell<u64> = const { Cell::new(0) };
     /// Turns where only the forced enter before parking found work (statistics).
     static MISSED: Cell<u64> = const { Cell::new(0) };
     /// This shard's ring: created at the first native connection, ended by `shutdown`.
@@ -203,6 +213,19 @@ fn current() -> Option<Rc<Ring>> {
             let ring = Rc::new(ring);
             let task = glommio::spawn_local(drive(Rc::clone(&ring)));
             *ring.driver_task.borrow_mut() = Some(task);
+            let weak = Rc::downgrade(&ring);
+            let dog = glommio::spawn_local(async move {
+                loop {
+                    glommio::timer::sleep(PARK_MAX).await;
+                    let Some(r) = weak.upgrade() else { return };
+                    r.watchdog.set(true);
+                    if let Some(w) = r.driver.take() {
+                        w.wake_by_ref();
+                        r.driver.set(Some(w));
+                    }
+                }
+            });
+            *ring.watchdog_task.borrow_mut() = Some(dog);
             RING.with(|r| *r.borrow_mut() = Some(Rc::clone(&ring)));
             Some(ring)
         }
@@ -225,11 +248,16 @@ pub(crate) async fn shutdown() {
         glommio::timer::sleep(Duration::from_millis(1)).await;
     }
     tracing::debug!(
-        "native ring: {} turns found completions only by a forced enter",
-        MISSED.with(Cell::get)
+        "native ring: {} turns found completions only by a forced enter, {} of them on a watchdog tick",
+        MISSED.with(Cell::get),
+        TIMED_OUT.with(Cell::get)
     );
     let task = ring.driver_task.borrow_mut().take();
     if let Some(t) = task {
+        t.cancel().await;
+    }
+    let dog = ring.watchdog_task.borrow_mut().take();
+    if let Some(t) = dog {
         t.cancel().await;
     }
     // The last `Rc`: `Inner`'s drop cancels whatever is still in flight and waits for it.
@@ -264,6 +292,8 @@ impl Ring {
             dirty: Cell::new(false),
             efd,
             driver_task: RefCell::new(None),
+            watchdog_task: RefCell::new(None),
+            watchdog: Cell::new(false),
         })
     }
 
@@ -311,7 +341,11 @@ impl Ring {
         let reaped = inner.reap();
         if force && reaped {
             MISSED.with(|m| m.set(m.get() + 1));
+            if self.watchdog.get() {
+                TIMED_OUT.with(|t| t.set(t.get() + 1));
+            }
         }
+        self.watchdog.set(false);
         let did = reaped || (entered && !force);
         inner.rearm_starved();
         if !inner.ring.submission().is_empty() {
