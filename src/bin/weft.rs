@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! weft serve SERVICE [ENDPOINT ...] [--cores N] [--max-connections N]
-//!                    [--drain-timeout SECS] [--max-output-buffer BYTES] [service options]
+//!                    [--drain-timeout SECS] [--max-output-buffer BYTES] [--native-io] [service options]
 //! ```
 //! The default endpoint is `tcp:8000`. When every shard listens, one line per
 //! endpoint goes to stderr: `listening on tcp:127.0.0.1:PORT (N shards)`. SIGINT or
@@ -22,7 +22,7 @@ use weft::services::{finger, framed, logger};
 use weft::{Factory, Server, ServerBuilder};
 
 const USAGE: &str = "usage: weft serve SERVICE [ENDPOINT ...] [--cores N] [--max-connections N]
-                  [--drain-timeout SECS] [--max-output-buffer BYTES] [service options]
+                  [--drain-timeout SECS] [--max-output-buffer BYTES] [--native-io] [service options]
 
 services:
   echo [--framing F] [--max-length N] [--delimiter STR]
@@ -59,6 +59,7 @@ struct Options {
     delimiter: Option<Vec<u8>>,
     users: Option<String>,
     log_file: Option<String>,
+    native_io: bool,
 }
 
 fn parse_args(args: &[String]) -> Result<Options, String> {
@@ -83,6 +84,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         delimiter: None,
         users: None,
         log_file: None,
+        native_io: false,
     };
     fn value<'a>(
         it: &mut impl Iterator<Item = &'a String>,
@@ -112,6 +114,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             "--delimiter" => o.delimiter = Some(framed::parse_delimiter(value(&mut it, a)?)?),
             "--users" => o.users = Some(value(&mut it, a)?.clone()),
             "--file" => o.log_file = Some(value(&mut it, a)?.clone()),
+            "--native-io" => o.native_io = true,
             "-h" | "--help" => return Err(String::new()),
             flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
             endpoint => o.endpoints.push(endpoint.to_string()),
@@ -141,7 +144,9 @@ where
 }
 
 fn run(o: Options) -> Result<(), String> {
-    let mut b = Server::builder().handle_signals(true);
+    let mut b = Server::builder()
+        .handle_signals(true)
+        .native_io(o.native_io);
     if let Some(n) = o.cores {
         b = b.cores(n);
     }

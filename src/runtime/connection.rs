@@ -36,10 +36,32 @@ use crate::transport::{flags, ConnShared, Transport};
 pub(crate) trait Socket: AsyncRead + AsyncWrite + Unpin + 'static {
     /// The descriptor, for shutdown(2) and SO_LINGER.
     fn fd(&self) -> Option<RawFd>;
+
+    /// The descriptor the driver may `recv` from directly before asking the socket
+    /// to wait for readiness (see `Conn::poll_recv`); `None` (the default) when the
+    /// socket does its own receiving, as the native data path does.
+    fn direct_recv_fd(&self) -> Option<RawFd> {
+        None
+    }
+
+    /// Closes the socket as `how` says. The default acts on `fd()` (shutdown(2) or
+    /// SO_LINGER 0) and drops the stream; the native data path overrides it to
+    /// send what it already accepted before the shutdown.
+    fn close(self, how: Close)
+    where
+        Self: Sized,
+    {
+        close_fd(self.fd(), how);
+        drop(self); // closes the descriptor
+    }
 }
 
 impl Socket for glommio::net::TcpStream {
     fn fd(&self) -> Option<RawFd> {
+        Some(self.as_raw_fd())
+    }
+
+    fn direct_recv_fd(&self) -> Option<RawFd> {
         Some(self.as_raw_fd())
     }
 }
@@ -51,8 +73,8 @@ impl Socket for glommio::net::UnixStream {
 }
 
 /// How the socket is closed once the connection ends.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Close {
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Close {
     /// shutdown(SHUT_RDWR) then close: a FIN (Twisted's loseConnection).
     Orderly,
     /// SO_LINGER 0 then close: a reset (Twisted's abortConnection).
@@ -237,7 +259,7 @@ where
     /// a completion and an allocation per message. Going to glommio only after
     /// `EAGAIN` avoids both; sockets without a descriptor of ours use glommio alone.
     fn poll_recv(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        if let Some(fd) = self.stream.fd() {
+        if let Some(fd) = self.stream.direct_recv_fd() {
             // SAFETY: `fd` is the connection's socket, owned by `self.stream` and open
             // for the whole call; `buf` is a valid writable buffer of `buf.len()` bytes.
             let n =
@@ -344,32 +366,6 @@ where
         self.shared.set(flags::LOST);
         self.shared.out.borrow_mut().clear();
         self.shared.waker.take();
-        let fd = self.stream.fd();
-        match (how, fd) {
-            (_, None) | (Close::Plain, _) => {}
-            (Close::Orderly, Some(fd)) => {
-                // SAFETY: `fd` belongs to `self.stream`, which is alive until the end
-                // of this function; shutdown(2) does not release it.
-                unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
-            }
-            (Close::Reset, Some(fd)) => {
-                let linger = libc::linger {
-                    l_onoff: 1,
-                    l_linger: 0,
-                };
-                // SAFETY: as above; `linger` is a valid SO_LINGER value that lives
-                // across the call, and its size is passed exactly.
-                unsafe {
-                    libc::setsockopt(
-                        fd,
-                        libc::SOL_SOCKET,
-                        libc::SO_LINGER,
-                        (&linger as *const libc::linger).cast(),
-                        std::mem::size_of::<libc::linger>() as libc::socklen_t,
-                    )
-                };
-            }
-        }
         let Conn {
             stream,
             mut protocol,
@@ -377,7 +373,7 @@ where
             shard,
             ..
         } = self;
-        drop(stream); // closes the descriptor
+        stream.close(how);
         match &reason {
             Reason::ConnectionDone | Reason::Shutdown { drained: true } => {
                 tracing::trace!(shard = shard.index, peer = %transport.peer(), "{reason}")
@@ -386,6 +382,35 @@ where
         }
         if let Err(msg) = guarded(|| protocol.connection_lost(reason)) {
             tracing::error!(shard = shard.index, "connection_lost panicked: {msg}");
+        }
+    }
+}
+
+/// shutdown(2) (Orderly) or SO_LINGER 0 (Reset) on `fd`, the default close.
+fn close_fd(fd: Option<RawFd>, how: Close) {
+    match (how, fd) {
+        (_, None) | (Close::Plain, _) => {}
+        (Close::Orderly, Some(fd)) => {
+            // SAFETY: `fd` belongs to the stream, which the caller drops only after
+            // this returns; shutdown(2) does not release it.
+            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        }
+        (Close::Reset, Some(fd)) => {
+            let linger = libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            };
+            // SAFETY: as above; `linger` is a valid SO_LINGER value that lives
+            // across the call, and its size is passed exactly.
+            unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_LINGER,
+                    (&linger as *const libc::linger).cast(),
+                    std::mem::size_of::<libc::linger>() as libc::socklen_t,
+                )
+            };
         }
     }
 }
@@ -503,6 +528,7 @@ mod tests {
                 drain_timeout: std::time::Duration::from_secs(1),
                 read_budget: 16,
                 nodelay: true,
+                native_io: false,
             });
             let shard = Shard::new(0, 1, config, Arc::default(), Clock::real(), Handoff::new(1));
             let sock = MemSocket {

@@ -26,6 +26,7 @@ mod listener;
 mod shard;
 mod signal;
 mod timer;
+mod uring;
 
 use std::fmt;
 use std::io;
@@ -101,6 +102,8 @@ pub(crate) struct Config {
     pub(crate) drain_timeout: Duration,
     pub(crate) read_budget: usize,
     pub(crate) nodelay: bool,
+    /// Serve TCP connections on the shard's native io_uring ring (`uring/`).
+    pub(crate) native_io: bool,
 }
 
 /// Counters one shard publishes for other threads to read.
@@ -284,6 +287,7 @@ impl Server {
                 drain_timeout: DEFAULT_DRAIN_TIMEOUT,
                 read_budget: DEFAULT_READ_BUDGET,
                 nodelay: true,
+                native_io: false,
             },
             handle_signals: false,
         }
@@ -380,6 +384,15 @@ impl ServerBuilder {
     /// coalesces each batch of writes into one send, which is Nagle's job).
     pub fn nodelay(mut self, on: bool) -> Self {
         self.config.nodelay = on;
+        self
+    }
+
+    /// Serves accepted TCP connections on a weft-owned io_uring ring per shard
+    /// (multishot receive into provided buffers, sends batched into one
+    /// `io_uring_enter` per turn) instead of glommio's streams. Protocols do not
+    /// notice. Falls back to glommio's streams if the ring cannot be set up.
+    pub fn native_io(mut self, on: bool) -> Self {
+        self.config.native_io = on;
         self
     }
 

@@ -145,6 +145,7 @@ pub(crate) async fn run(init: ShardInit) -> Result<ShardSummary, String> {
     })
     .await;
     shard.shutdown().await;
+    crate::runtime::uring::shutdown().await; // native data path hook: after the connections
     handoff_task.cancel().await;
     timer_task.cancel().await;
     Ok(ShardSummary {
@@ -272,6 +273,18 @@ impl Shard {
                     let peer = match stream.peer_addr() {
                         Ok(a) => Address::Tcp(a),
                         Err(_) => continue, // already gone
+                    };
+                    // Native data path hook (runtime/uring): same protocol, other Socket.
+                    let stream = if self.config.native_io {
+                        match crate::runtime::uring::adopt(stream) {
+                            Ok(native) => {
+                                self.start_connection(&factory, native, peer, host.clone());
+                                continue;
+                            }
+                            Err(stream) => stream,
+                        }
+                    } else {
+                        stream
                     };
                     self.start_connection(&factory, stream, peer, host.clone());
                 }
