@@ -193,3 +193,29 @@ fn a_server_restarted_on_the_same_port_gets_every_new_connection() {
     }
     second.shutdown().unwrap();
 }
+
+#[test]
+fn a_panicking_factory_closure_fails_the_start_at_once() {
+    require_io_uring();
+    let t0 = std::time::Instant::now();
+    let err = Server::builder()
+        .cores(2)
+        .listen("tcp:0:interface=127.0.0.1", |shard| {
+            if shard == 1 {
+                panic!("no factory for shard one");
+            }
+            SimpleFactory::new(|| Echo)
+        })
+        .start()
+        .err()
+        .expect("start fails");
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        t0.elapsed()
+    );
+    assert!(
+        err.to_string().contains("no factory for shard one"),
+        "{err}"
+    );
+}

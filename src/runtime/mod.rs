@@ -245,7 +245,12 @@ where
         shard: &std::rc::Rc<shard::Shard>,
         listeners: Vec<listener::Bound>,
     ) -> Result<(), String> {
-        let factory = (self.build)(shard.index);
+        let factory = shard::guarded(|| (self.build)(shard.index)).map_err(|msg| {
+            format!(
+                "the factory closure panicked on shard {}: {msg}",
+                shard.index
+            )
+        })?;
         shard::Shard::serve(shard, factory, listeners)
     }
 }
