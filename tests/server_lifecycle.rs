@@ -5,80 +5,13 @@ mod support;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use support::scripted::{assert_each_once, reset_close, wait_lost, ScriptedFactory, Shared};
 use support::{connect, read_to_end, require_io_uring, round_trip};
-use weft::{Address, Factory, Protocol, Reason, Server, ServerHandle, Transport};
-
-/// What the recording protocol saw: one entry per `connection_lost`, by connection.
-#[derive(Default)]
-struct Record {
-    lost: Vec<(u32, String)>,
-}
-
-type Shared = Arc<Mutex<Record>>;
-
-/// Echoes, and obeys commands: `lose` (write then lose), `abort`, `panic`,
-/// `flood N` (write N bytes).
-struct Scripted {
-    id: u32,
-    record: Shared,
-}
-
-impl Protocol for Scripted {
-    fn data_received(&mut self, data: &[u8], t: &mut Transport) {
-        let text = String::from_utf8_lossy(data);
-        let cmd = text.trim();
-        if cmd == "lose" {
-            t.write(b"first ");
-            t.lose_connection();
-            t.write(b"after-lose");
-        } else if cmd == "abort" {
-            t.write(b"never seen");
-            t.abort_connection();
-        } else if cmd == "panic" {
-            t.write(b"never seen");
-            panic!("scripted panic on connection {}", self.id);
-        } else if let Some(n) = cmd.strip_prefix("flood ") {
-            let n: usize = n.parse().unwrap();
-            t.write(&vec![b'x'; n]);
-        } else {
-            t.write(data);
-        }
-    }
-
-    fn connection_lost(&mut self, reason: Reason) {
-        let kind = match reason {
-            Reason::ConnectionDone => "done".to_string(),
-            Reason::ConnectionLost(_) => "lost".to_string(),
-            Reason::ConnectionAborted => "aborted".to_string(),
-            Reason::OutputLimitExceeded { .. } => "output-limit".to_string(),
-            Reason::Shutdown { drained } => format!("shutdown drained={drained}"),
-            Reason::ProtocolFailure(msg) => format!("failure: {msg}"),
-            _ => "other".to_string(),
-        };
-        self.record.lock().unwrap().lost.push((self.id, kind));
-    }
-}
-
-struct ScriptedFactory {
-    next: u32,
-    shard: u32,
-    record: Shared,
-}
-
-impl Factory for ScriptedFactory {
-    type Protocol = Scripted;
-    fn build_protocol(&mut self, _peer: &Address) -> Option<Scripted> {
-        self.next += 1;
-        Some(Scripted {
-            id: self.shard * 1_000_000 + self.next,
-            record: Arc::clone(&self.record),
-        })
-    }
-}
+use weft::{Address, Factory, Server, ServerHandle};
 
 fn server(cores: usize, record: &Shared, max_output: usize) -> ServerHandle {
     require_io_uring();
@@ -87,51 +20,11 @@ fn server(cores: usize, record: &Shared, max_output: usize) -> ServerHandle {
         .cores(cores)
         .max_output_buffer(max_output)
         .drain_timeout(Duration::from_secs(3))
-        .listen("tcp:0:interface=127.0.0.1", move |shard| ScriptedFactory {
-            next: 0,
-            shard: shard as u32,
-            record: Arc::clone(&r),
+        .listen("tcp:0:interface=127.0.0.1", move |shard| {
+            ScriptedFactory::new(shard, &r)
         })
         .start()
         .expect("server starts")
-}
-
-/// Waits until `n` connections have been reported lost; returns their reasons.
-fn wait_lost(record: &Shared, n: usize) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        {
-            let r = record.lock().unwrap();
-            if r.lost.len() >= n {
-                return r.lost.iter().map(|(_, k)| k.clone()).collect();
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "connection_lost not called in time"
-        );
-        thread::sleep(Duration::from_millis(5));
-    }
-}
-
-fn assert_each_once(record: &Shared) {
-    let r = record.lock().unwrap();
-    let mut ids: Vec<u32> = r.lost.iter().map(|(id, _)| *id).collect();
-    ids.sort_unstable();
-    let before = ids.len();
-    ids.dedup();
-    assert_eq!(
-        ids.len(),
-        before,
-        "a connection was reported lost twice: {:?}",
-        r.lost
-    );
-}
-
-fn reset_close(s: TcpStream) {
-    let s2 = socket2::Socket::from(s);
-    s2.set_linger(Some(Duration::ZERO)).unwrap();
-    drop(s2);
 }
 
 #[test]
@@ -274,10 +167,8 @@ fn shutdown_aborts_connections_that_do_not_drain_in_time() {
     let server = Server::builder()
         .cores(1)
         .drain_timeout(Duration::from_millis(300))
-        .listen("tcp:0:interface=127.0.0.1", move |shard| ScriptedFactory {
-            next: 0,
-            shard: shard as u32,
-            record: Arc::clone(&r),
+        .listen("tcp:0:interface=127.0.0.1", move |shard| {
+            ScriptedFactory::new(shard, &r)
         })
         .start()
         .unwrap();

@@ -10,9 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use support::scripted::{assert_each_once, reset_close, wait_lost, ScriptedFactory, Shared};
 use support::{connect, read_to_end, require_io_uring, round_trip, Rng};
 use weft::services::wire::{Echo, SimpleFactory};
-use weft::{Address, Factory, Protocol, Reason, Server, ServerHandle, Transport};
+use weft::{Server, ServerHandle};
 
 /// Some tests count the process's descriptors: every test runs alone.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -167,79 +168,6 @@ fn a_peer_that_half_closes_gets_its_echo_then_eof() {
 
 // --- every ending, once ---------------------------------------------------------
 
-#[derive(Default)]
-struct Record {
-    lost: Vec<(u32, String)>,
-}
-
-type Shared = Arc<Mutex<Record>>;
-
-/// Echoes, and obeys: `lose`, `abort`, `panic`, `flood N`, `pause` (stop reading for
-/// 300 ms, then echo everything that came meanwhile).
-struct Scripted {
-    id: u32,
-    record: Shared,
-}
-
-impl Protocol for Scripted {
-    fn data_received(&mut self, data: &[u8], t: &mut Transport) {
-        let text = String::from_utf8_lossy(data);
-        let cmd = text.trim();
-        if cmd == "lose" {
-            t.write(b"first ");
-            t.lose_connection();
-            t.write(b"after-lose");
-        } else if cmd == "abort" {
-            t.write(b"never seen");
-            t.abort_connection();
-        } else if cmd == "panic" {
-            t.write(b"never seen");
-            panic!("scripted panic on connection {}", self.id);
-        } else if let Some(n) = cmd.strip_prefix("flood ") {
-            let n: usize = n.parse().unwrap();
-            t.write(&vec![b'x'; n]);
-        } else if cmd == "pause" {
-            t.write(b"paused;");
-            t.pause_reading();
-            let h = t.handle();
-            t.reactor()
-                .call_later(Duration::from_millis(300), move || h.resume_reading());
-        } else {
-            t.write(data);
-        }
-    }
-
-    fn connection_lost(&mut self, reason: Reason) {
-        let kind = match reason {
-            Reason::ConnectionDone => "done".to_string(),
-            Reason::ConnectionLost(_) => "lost".to_string(),
-            Reason::ConnectionAborted => "aborted".to_string(),
-            Reason::OutputLimitExceeded { .. } => "output-limit".to_string(),
-            Reason::Shutdown { drained } => format!("shutdown drained={drained}"),
-            Reason::ProtocolFailure(msg) => format!("failure: {msg}"),
-            _ => "other".to_string(),
-        };
-        self.record.lock().unwrap().lost.push((self.id, kind));
-    }
-}
-
-struct ScriptedFactory {
-    next: u32,
-    shard: u32,
-    record: Shared,
-}
-
-impl Factory for ScriptedFactory {
-    type Protocol = Scripted;
-    fn build_protocol(&mut self, _peer: &Address) -> Option<Scripted> {
-        self.next += 1;
-        Some(Scripted {
-            id: self.shard * 1_000_000 + self.next,
-            record: Arc::clone(&self.record),
-        })
-    }
-}
-
 fn scripted(cores: usize, record: &Shared, drain: Duration) -> ServerHandle {
     require_io_uring();
     let r = Arc::clone(record);
@@ -248,50 +176,11 @@ fn scripted(cores: usize, record: &Shared, drain: Duration) -> ServerHandle {
         .native_io(true)
         .max_output_buffer(64 << 20)
         .drain_timeout(drain)
-        .listen("tcp:0:interface=127.0.0.1", move |shard| ScriptedFactory {
-            next: 0,
-            shard: shard as u32,
-            record: Arc::clone(&r),
+        .listen("tcp:0:interface=127.0.0.1", move |shard| {
+            ScriptedFactory::new(shard, &r)
         })
         .start()
         .expect("server starts")
-}
-
-fn wait_lost(record: &Shared, n: usize) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        {
-            let r = record.lock().unwrap();
-            if r.lost.len() >= n {
-                return r.lost.iter().map(|(_, k)| k.clone()).collect();
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "connection_lost not called in time"
-        );
-        thread::sleep(Duration::from_millis(5));
-    }
-}
-
-fn assert_each_once(record: &Shared) {
-    let r = record.lock().unwrap();
-    let mut ids: Vec<u32> = r.lost.iter().map(|(id, _)| *id).collect();
-    ids.sort_unstable();
-    let before = ids.len();
-    ids.dedup();
-    assert_eq!(
-        ids.len(),
-        before,
-        "a connection was reported lost twice: {:?}",
-        r.lost
-    );
-}
-
-fn reset_close(s: TcpStream) {
-    let s2 = socket2::Socket::from(s);
-    s2.set_linger(Some(Duration::ZERO)).unwrap();
-    drop(s2);
 }
 
 #[test]

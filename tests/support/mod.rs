@@ -2,6 +2,8 @@
 //! `weft` binary), bounded socket I/O, and a clear failure when io_uring is missing.
 #![allow(dead_code)]
 
+pub mod scripted;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
