@@ -104,6 +104,24 @@ start_server() {
     return 1
 }
 
+# seconds 0.5s|500ms|2: the duration in seconds, for sleep(1).
+seconds() {
+    case $1 in
+        *ms) python3 -c "print(${1%ms} / 1000)" ;;
+        *s) echo "${1%s}" ;;
+        *) echo "$1" ;;
+    esac
+}
+
+# cpu_ticks PID: utime + stime of the whole process, in clock ticks (0 if it is gone).
+cpu_ticks() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+    stat=${stat##*) } # the fields after the command name, which may hold spaces
+    read -r -a f <<<"$stat"
+    echo $((f[11] + f[12])) # fields 14 and 15 of proc(5), counted from field 3
+}
+
 declare -A DEAD=()
 for round in $(seq 1 "$ROUNDS"); do
     # Rotate the order of the servers each round.
@@ -125,7 +143,15 @@ for round in $(seq 1 "$ROUNDS"); do
             # shellcheck disable=SC2086
             taskset -c "$LOADGEN_CPU" "$LOADGEN" echo --target "127.0.0.1:$PORT" $opts \
                 --duration "$DURATION" --warmup "$WARMUP" --cpus "$LOADGEN_CPU" --quiet \
-                --json "$json" >"$OUT/$server.$case.$round.txt" 2>&1 || log "$server $case round $round: loadgen reported errors (see $OUT/$server.$case.$round.txt)"
+                --json "$json" >"$OUT/$server.$case.$round.txt" 2>&1 &
+            lg=$!
+            # The server's CPU time (all its threads, user + system) over the measured
+            # phase: read once the warm-up is over and again when loadgen is done.
+            sleep "$(seconds "$WARMUP")"
+            t0=$(cpu_ticks "$SERVER_PID")
+            wait "$lg" || log "$server $case round $round: loadgen reported errors (see $OUT/$server.$case.$round.txt)"
+            t1=$(cpu_ticks "$SERVER_PID")
+            echo "$((t1 - t0)) $(getconf CLK_TCK)" >"$OUT/$server.$case.$round.cpu"
             stop_server
             log "round $round $case $server: $(head -2 "$OUT/$server.$case.$round.txt" | tail -1)"
         done
@@ -150,7 +176,20 @@ def cell(server, case):
             runs.append(json.load(fh))
     if not runs:
         return None
+    cpu = []  # server CPU µs per request and its share of one core, per run
+    for f in sorted(glob.glob(os.path.join(out, f"{server}.{case}.*.json"))):
+        try:
+            with open(f[: -len(".json")] + ".cpu") as fh:
+                ticks, hz = (int(x) for x in fh.read().split())
+        except (OSError, ValueError):
+            continue
+        with open(f) as fh:
+            r = json.load(fh)
+        if r["requests"] and ticks > 0:
+            cpu.append((ticks / hz * 1e6 / r["requests"], ticks / hz / r["duration_s"]))
     return {
+        "us": statistics.median(c[0] for c in cpu) if cpu else None,
+        "util": statistics.median(c[1] for c in cpu) if cpu else None,
         "rps": statistics.median(r["throughput_rps"] for r in runs),
         "p99": statistics.median(r["latency_us"]["p99"] for r in runs),
         "errors": sum(r["error_count"] for r in runs),
@@ -180,6 +219,23 @@ for case in cases:
     row = [titles[case]] + [fmt(cells[s]) for s in cols]
     row += [ratio(cells.get("weft"), cells.get("glommio")), ratio(cells.get("weft"), cells.get("tokio"))]
     print("| " + " | ".join(row) + " |")
+def fmt_cpu(c):
+    if c is None or c["us"] is None:
+        return "—"
+    return f"{c['us']:.2f} µs ({c['util']*100:.0f}% busy)"
+def cpu_ratio(a, b):
+    if a is None or b is None or not a["us"] or not b["us"]:
+        return "—"
+    return f"{b['us']/a['us']:.2f}"
+print("\nServer CPU time per request (user + system, all threads), and how busy the server's core was:\n")
+print("| case | " + " | ".join(cols) + " | glommio/weft | tokio/weft |")
+print("|---" * (len(cols) + 3) + "|")
+for case in cases:
+    cells = {s: cell(s, case) for s in cols}
+    row = [titles[case]] + [fmt_cpu(cells[s]) for s in cols]
+    row += [cpu_ratio(cells.get("weft"), cells.get("glommio")), cpu_ratio(cells.get("weft"), cells.get("tokio"))]
+    print("| " + " | ".join(row) + " |")
+print("\nThe CPU ratios are the peer's CPU per request over weft's: above 1 means weft spends less.")
 n = max((c["n"] for s in cols for case in cases if (c := cell(s, case))), default=0)
 print(f"\nMedians of {n} rounds; throughput is requests/s, p99 is the response time.")
 if busy:
