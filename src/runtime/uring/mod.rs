@@ -35,6 +35,8 @@ use std::mem::ManuallyDrop;
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -49,7 +51,15 @@ use crate::runtime::connection::Close;
 /// Received buffers one connection may hold before its receive is paused (cancelled
 /// until it reads them): a connection that stops reading cannot take the pool.
 const MAX_HELD: usize = 16;
-/// Bytes one connection may have accepted for sending but not yet sent.
+/// Bytes a write may hand over at once when no send of the connection is in flight:
+/// as much as a plain `send` into an empty socket could take (Linux's default largest
+/// TCP send buffer, `tcp_wmem`'s maximum). Smaller, and a burst written in one turn
+/// (a chat line fanned out to many clients, say) would stay in the connection's
+/// output buffer and count against its cap although the peer is reading; the glommio
+/// path, whose sends go straight to the kernel, has no such limit.
+const TX_IDLE_CAP: usize = 4 * 1024 * 1024;
+/// Bytes one connection may have accepted for sending but not yet sent while a send
+/// is in flight.
 const TX_CAP: usize = 256 * 1024;
 /// A drained send buffer larger than this is freed rather than kept.
 const TX_KEEP: usize = 64 * 1024;
@@ -57,8 +67,8 @@ const TX_KEEP: usize = 64 * 1024;
 const LINGER_AT_EXIT: Duration = Duration::from_secs(1);
 
 /// The watchdog's period: the longest a wakeup the eventfd did not deliver can
-/// delay a connection (such stalls were seen here, cause not found; a periodic task
-/// costs less than a timer per park).
+/// delay a connection (such stalls were seen here before the forced enter, cause not
+/// found; none since, but a stall that never ends is too high a price to bet on it).
 const PARK_MAX: Duration = Duration::from_millis(10);
 
 const OP_RECV: u64 = 1;
@@ -164,9 +174,75 @@ pub(crate) struct Ring {
     dirty: Cell<bool>,
     efd: RawFd,
     driver_task: RefCell<Option<glommio::Task<()>>>,
-    watchdog_task: RefCell<Option<glommio::Task<()>>>,
-    /// The current wake-up came from the watchdog (statistics only).
-    watchdog: Cell<bool>,
+    /// Rings the eventfd every `PARK_MAX`; stopped when the ring is dropped.
+    watchdog: Option<Watchdog>,
+}
+
+/// A thread that writes to (a duplicate of) the ring's eventfd every `PARK_MAX`, so a
+/// parked driver turns at least that often even if the kernel's signal was missed.
+///
+/// A thread rather than a glommio timer: any armed glommio timer makes every round of
+/// glommio's scheduler allocate (its timer map is split on each round), and the busy
+/// driver goes round often; the thread costs one `write` per tick and nothing per
+/// message.
+struct Watchdog {
+    stop: Arc<AtomicBool>,
+    /// Set by the thread before each tick; read by forced turns (statistics only).
+    ticked: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watchdog {
+    fn start(efd: RawFd) -> io::Result<Watchdog> {
+        // SAFETY: `efd` is a valid eventfd owned by the caller; the duplicate made
+        // here is owned by the thread, which closes it when it ends.
+        let fd = unsafe { libc::fcntl(efd, libc::F_DUPFD_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticked = Arc::new(AtomicBool::new(false));
+        let (st, tk) = (Arc::clone(&stop), Arc::clone(&ticked));
+        let spawned = std::thread::Builder::new()
+            .name("weft-ring-watchdog".into())
+            .spawn(move || {
+                let one = 1u64.to_ne_bytes();
+                while !st.load(Ordering::Acquire) {
+                    std::thread::park_timeout(PARK_MAX);
+                    if st.load(Ordering::Acquire) {
+                        break;
+                    }
+                    tk.store(true, Ordering::Relaxed);
+                    // SAFETY: `fd` is this thread's own open eventfd; `one` is 8
+                    // readable bytes, the size an eventfd write takes.
+                    unsafe { libc::write(fd, one.as_ptr().cast(), one.len()) };
+                }
+                // SAFETY: `fd` was duplicated for this thread alone; closed once.
+                unsafe { libc::close(fd) };
+            });
+        match spawned {
+            Ok(t) => Ok(Watchdog {
+                stop,
+                ticked,
+                thread: Some(t),
+            }),
+            Err(e) => {
+                // SAFETY: the thread never started, so `fd` is still ours alone.
+                unsafe { libc::close(fd) };
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
 }
 
 thread_local! {
@@ -213,19 +289,6 @@ fn current() -> Option<Rc<Ring>> {
             let ring = Rc::new(ring);
             let task = glommio::spawn_local(drive(Rc::clone(&ring)));
             *ring.driver_task.borrow_mut() = Some(task);
-            let weak = Rc::downgrade(&ring);
-            let dog = glommio::spawn_local(async move {
-                loop {
-                    glommio::timer::sleep(PARK_MAX).await;
-                    let Some(r) = weak.upgrade() else { return };
-                    r.watchdog.set(true);
-                    if let Some(w) = r.driver.take() {
-                        w.wake_by_ref();
-                        r.driver.set(Some(w));
-                    }
-                }
-            });
-            *ring.watchdog_task.borrow_mut() = Some(dog);
             RING.with(|r| *r.borrow_mut() = Some(Rc::clone(&ring)));
             Some(ring)
         }
@@ -256,10 +319,6 @@ pub(crate) async fn shutdown() {
     if let Some(t) = task {
         t.cancel().await;
     }
-    let dog = ring.watchdog_task.borrow_mut().take();
-    if let Some(t) = dog {
-        t.cancel().await;
-    }
     // The last `Rc`: `Inner`'s drop cancels whatever is still in flight and waits for it.
 }
 
@@ -274,11 +333,19 @@ impl Ring {
         if efd < 0 {
             return Err(io::Error::last_os_error());
         }
-        if let Err(e) = ring.submitter().register_eventfd(efd) {
-            // SAFETY: `efd` was just created here and is owned by no one else.
-            unsafe { libc::close(efd) };
-            return Err(e);
-        }
+        let watchdog = ring
+            .submitter()
+            .register_eventfd(efd)
+            .and_then(|()| Watchdog::start(efd));
+        let watchdog = match watchdog {
+            Ok(w) => w,
+            Err(e) => {
+                // SAFETY: `efd` was just created here and is owned by no one else
+                // (the watchdog, had it started, holds its own duplicate).
+                unsafe { libc::close(efd) };
+                return Err(e);
+            }
+        };
         Ok(Ring {
             inner: RefCell::new(Inner {
                 ring,
@@ -292,8 +359,7 @@ impl Ring {
             dirty: Cell::new(false),
             efd,
             driver_task: RefCell::new(None),
-            watchdog_task: RefCell::new(None),
-            watchdog: Cell::new(false),
+            watchdog: Some(watchdog),
         })
     }
 
@@ -339,13 +405,18 @@ impl Ring {
         let mut inner = self.inner.borrow_mut();
         let entered = inner.enter(force);
         let reaped = inner.reap();
-        if force && reaped {
-            MISSED.with(|m| m.set(m.get() + 1));
-            if self.watchdog.get() {
-                TIMED_OUT.with(|t| t.set(t.get() + 1));
+        if force {
+            let ticked = self
+                .watchdog
+                .as_ref()
+                .is_some_and(|w| w.ticked.swap(false, Ordering::Relaxed));
+            if reaped {
+                MISSED.with(|m| m.set(m.get() + 1));
+                if ticked {
+                    TIMED_OUT.with(|t| t.set(t.get() + 1));
+                }
             }
         }
-        self.watchdog.set(false);
         let did = reaped || (entered && !force);
         inner.rearm_starved();
         if !inner.ring.submission().is_empty() {
@@ -782,6 +853,8 @@ impl Drop for EventFd {
 
 impl Drop for Ring {
     fn drop(&mut self) {
+        // The watchdog thread first: it stops before the eventfd goes.
+        drop(self.watchdog.take());
         // SAFETY: the eventfd is owned by this ring (the driver's copy is a dup).
         unsafe { libc::close(self.efd) };
     }

@@ -1,9 +1,9 @@
 //! `NativeSocket`: the connection driver's view of a slot in the shard's ring.
 //!
 //! A read copies from the received buffers (and gives each back once read); a write
-//! copies into the slot's send buffer and queues one send (a second write while one
-//! is in flight goes to the next buffer, up to `TX_CAP`; past that, `Pending` until
-//! a send completes). Neither makes a system call.
+//! copies into the slot's send buffer (up to `TX_IDLE_CAP`) and queues one send (a
+//! second write while one is in flight goes to the next buffer, up to `TX_CAP` held
+//! in all; past that, `Pending` until a send completes). Neither makes a system call.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 
 use futures_lite::io::{AsyncRead, AsyncWrite};
 
-use super::{Recv, Ring, Slot, TX_CAP};
+use super::{Recv, Ring, Slot, TX_CAP, TX_IDLE_CAP};
 use crate::runtime::connection::{Close, Socket};
 
 /// A TCP connection served by the shard's native ring.
@@ -112,7 +112,7 @@ impl AsyncWrite for NativeSocket {
         }
         if !s.tx_busy {
             debug_assert!(s.tx.is_empty() && s.tx_next.is_empty());
-            let k = buf.len().min(TX_CAP);
+            let k = buf.len().min(TX_IDLE_CAP);
             s.tx.extend_from_slice(&buf[..k]);
             s.tx_off = 0;
             inner.submit_send(this.idx);
