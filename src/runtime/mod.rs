@@ -278,6 +278,22 @@ pub struct ServerBuilder {
 /// A weft server: see [`Server::builder`].
 pub struct Server;
 
+/// The data path a builder starts with: the native ring, unless the environment
+/// variable `WEFT_IO` says `glommio` (so a deployment, or a test run, can switch every
+/// server of a program without touching its code). `ServerBuilder::native_io`
+/// overrides it.
+fn default_native_io() -> bool {
+    match std::env::var("WEFT_IO") {
+        Ok(v) if v.eq_ignore_ascii_case("glommio") => false,
+        Ok(v) if v.is_empty() || v.eq_ignore_ascii_case("native") => true,
+        Ok(v) => {
+            tracing::warn!("WEFT_IO={v:?} is neither `native` nor `glommio`; using native");
+            true
+        }
+        Err(_) => true,
+    }
+}
+
 impl Server {
     /// Returns a builder with the defaults: one shard per available core, pinned.
     pub fn builder() -> ServerBuilder {
@@ -292,7 +308,7 @@ impl Server {
                 drain_timeout: DEFAULT_DRAIN_TIMEOUT,
                 read_budget: DEFAULT_READ_BUDGET,
                 nodelay: true,
-                native_io: false,
+                native_io: default_native_io(),
             },
             handle_signals: false,
         }
