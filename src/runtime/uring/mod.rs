@@ -158,6 +158,8 @@ struct Inner {
     pool: ManuallyDrop<BufPool>,
     slots: Vec<Option<Slot>>,
     free_slots: Vec<usize>,
+    /// A completion dispatched since the last `turn` woke a connection task.
+    woke: bool,
     /// Slots whose multishot receive ended without a final status: armed again at
     /// the end of the driver's turn (when buffers are available).
     rearm: Vec<usize>,
@@ -176,6 +178,8 @@ pub(crate) struct Ring {
     driver_task: RefCell<Option<glommio::Task<()>>>,
     /// Rings the eventfd every `PARK_MAX`; stopped when the ring is dropped.
     watchdog: Option<Watchdog>,
+    /// The driver's current poll came after a watchdog tick (statistics only).
+    woken_by_watchdog: Cell<bool>,
 }
 
 /// A thread that writes to (a duplicate of) the ring's eventfd every `PARK_MAX`, so a
@@ -354,12 +358,14 @@ impl Ring {
                 free_slots: Vec::new(),
                 rearm: Vec::new(),
                 live: 0,
+                woke: false,
             }),
             driver: Cell::new(None),
             dirty: Cell::new(false),
             efd,
             driver_task: RefCell::new(None),
             watchdog: Some(watchdog),
+            woken_by_watchdog: Cell::new(false),
         })
     }
 
@@ -392,38 +398,49 @@ impl Ring {
     }
 
     /// One turn: submit what is queued, run deferred completions, dispatch CQEs.
-    /// Returns true if it did anything.
     ///
     /// Without `force` it enters only when SQEs are queued or the kernel set
     /// IORING_SQ_TASKRUN. That flag alone is not enough to park on: measured here
     /// (6.18), deferred work was left behind without it, and with it unset nothing
     /// signals the eventfd again (it is signalled only when the deferred list goes
     /// from empty to non-empty), so a connection stalled for good. Hence the driver
-    /// makes one forced enter before it parks.
-    fn turn(&self, force: bool) -> bool {
+    /// parks only after an enter with GETEVENTS that found nothing to wake: a forced
+    /// one, or one this turn made anyway to submit (see `Turn::settled`).
+    fn turn(&self, force: bool) -> Turn {
         self.dirty.set(false);
         let mut inner = self.inner.borrow_mut();
         let entered = inner.enter(force);
+        inner.woke = false;
         let reaped = inner.reap();
-        if force {
-            let ticked = self
-                .watchdog
-                .as_ref()
-                .is_some_and(|w| w.ticked.swap(false, Ordering::Relaxed));
-            if reaped {
-                MISSED.with(|m| m.set(m.get() + 1));
-                if ticked {
-                    TIMED_OUT.with(|t| t.set(t.get() + 1));
-                }
+        if force && reaped {
+            MISSED.with(|m| m.set(m.get() + 1));
+            if self.woken_by_watchdog.get() {
+                TIMED_OUT.with(|t| t.set(t.get() + 1));
             }
         }
-        let did = reaped || (entered && !force);
         inner.rearm_starved();
-        if !inner.ring.submission().is_empty() {
+        let resubmitted = !inner.ring.submission().is_empty();
+        if resubmitted {
             inner.enter(false);
         }
-        did
+        Turn {
+            woke: inner.woke,
+            reaped,
+            settled: entered && !inner.woke && !resubmitted,
+        }
     }
+}
+
+/// What one `Ring::turn` did.
+struct Turn {
+    /// A completion woke a connection task: let it run, then turn again.
+    woke: bool,
+    /// Completions were dispatched.
+    reaped: bool,
+    /// The turn entered the ring with GETEVENTS (which runs the deferred work, as a
+    /// forced enter would), woke nobody and left nothing submitted after its reap:
+    /// the driver may park without a forced enter.
+    settled: bool,
 }
 
 fn build_ring() -> io::Result<IoUring> {
@@ -581,6 +598,7 @@ impl Inner {
         }
         if let Some(s) = self.slots[idx].as_ref() {
             s.wake();
+            self.woke = true;
         }
     }
 
@@ -598,6 +616,7 @@ impl Inner {
             s.tx_next.clear();
             s.tx_off = 0;
             s.wake();
+            self.woke = true;
             return;
         }
         s.tx_off += res as usize;
@@ -620,6 +639,7 @@ impl Inner {
         if s.tx_blocked {
             s.tx_blocked = false;
             s.wake();
+            self.woke = true;
         }
     }
 
@@ -810,8 +830,20 @@ async fn drive(ring: Rc<Ring>) {
             Some(w) if w.will_wake(cx.waker()) => ring.driver.set(Some(w)),
             _ => ring.driver.set(Some(cx.waker().clone())),
         }
-        // The cheap turn while busy; a forced one before parking (see `turn`).
-        if ring.turn(false) || ring.turn(true) {
+        // The cheap turn while busy; a forced one before parking unless the cheap
+        // one already entered and settled (see `turn`).
+        let ticked = ring
+            .watchdog
+            .as_ref()
+            .is_some_and(|w| w.ticked.swap(false, Ordering::Relaxed));
+        ring.woken_by_watchdog.set(ticked);
+        let t = ring.turn(false);
+        let busy = t.woke
+            || (!t.settled && {
+                let f = ring.turn(true);
+                f.woke || f.reaped
+            });
+        if busy {
             // Let the connections just woken run (and queue their sends), then
             // come back: this is the busy loop, with no park and no syscall of
             // glommio's in between.
