@@ -443,7 +443,30 @@ struct Turn {
     settled: bool,
 }
 
+/// The kernel's (major, minor) version, from uname(2); `None` if it cannot be read.
+fn kernel_version() -> Option<(u32, u32)> {
+    // SAFETY: `utsname` is plain old data; uname fills it and NUL-terminates `release`.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is a valid, writable `utsname`.
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return None;
+    }
+    // SAFETY: `release` was NUL-terminated by the kernel within its bounds.
+    let release = unsafe { std::ffi::CStr::from_ptr(u.release.as_ptr()) }.to_str().ok()?;
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
 fn build_ring() -> io::Result<IoUring> {
+    // Multishot receive (IORING_RECV_MULTISHOT) arrived in 6.0 and cannot be probed
+    // for: on an older kernel every receive would fail, so refuse here and let the
+    // shard serve its connections on glommio's streams.
+    if kernel_version().is_some_and(|v| v < (6, 0)) {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "multishot receive needs Linux 6.0 or later",
+        ));
+    }
     let mut b = IoUring::builder();
     b.setup_cqsize(8192)
         .setup_single_issuer()
