@@ -452,7 +452,9 @@ fn kernel_version() -> Option<(u32, u32)> {
         return None;
     }
     // SAFETY: `release` was NUL-terminated by the kernel within its bounds.
-    let release = unsafe { std::ffi::CStr::from_ptr(u.release.as_ptr()) }.to_str().ok()?;
+    let release = unsafe { std::ffi::CStr::from_ptr(u.release.as_ptr()) }
+        .to_str()
+        .ok()?;
     let mut parts = release.split(|c: char| !c.is_ascii_digit());
     Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }
