@@ -9,7 +9,9 @@
 #
 # usage: benches/peers/compare.sh            (ROUNDS=3 DURATION=2s WARMUP=0.5s by default)
 # env:   ROUNDS, DURATION, WARMUP, SERVER_CPU, LOADGEN_CPU, BASE_PORT, WEFT_BIN, SKIP_BUILD=1,
-#        OUT (directory for the JSON reports, default a temporary one), CARGO_TARGET_DIR
+#        OUT (directory for the JSON reports, default a temporary one), CARGO_TARGET_DIR,
+#        ONLY_CASES / ONLY_SERVERS (space-separated names, e.g. "pp64-c16 pp64-c256" and
+#        "weft tokio": more rounds of the cells that matter in the same time)
 # The weft column is skipped, with a message, when the weft binary is missing or does not
 # start; the Twisted column appears only when `python3 -c 'import twisted'` works.
 set -euo pipefail
@@ -57,6 +59,11 @@ if python3 -c 'import twisted' 2>/dev/null; then
 else
     log "python3 cannot import twisted: no Twisted column"
 fi
+if [[ -n "${ONLY_SERVERS:-}" ]]; then
+    kept=()
+    for s in "${SERVERS[@]}"; do [[ " $ONLY_SERVERS " == *" $s "* ]] && kept+=("$s"); done
+    SERVERS=("${kept[@]}")
+fi
 
 # name | loadgen options | weft framing
 CASES=(
@@ -66,6 +73,11 @@ CASES=(
     "pp4k-c16|--size 4096 --connections 16|raw"
     "line64-c16|--size 64 --connections 16 --framing line|line"
 )
+if [[ -n "${ONLY_CASES:-}" ]]; then
+    kept=()
+    for c in "${CASES[@]}"; do [[ " $ONLY_CASES " == *" ${c%%|*} "* ]] && kept+=("$c"); done
+    CASES=("${kept[@]}")
+fi
 
 SERVER_PID=""
 stop_server() {
@@ -161,7 +173,8 @@ done
 python3 - "$OUT" "${SERVERS[@]}" <<'PY'
 import glob, json, os, statistics, sys
 out, servers = sys.argv[1], sys.argv[2:]
-cases = ["pp64-c1", "pp64-c16", "pp64-c256", "pp4k-c16", "line64-c16"]
+cases = [c for c in ["pp64-c1", "pp64-c16", "pp64-c256", "pp4k-c16", "line64-c16"]
+         if glob.glob(os.path.join(out, f"*.{c}.*.json"))]
 titles = {
     "pp64-c1": "64 B ping-pong, 1 conn",
     "pp64-c16": "64 B ping-pong, 16 conns",
