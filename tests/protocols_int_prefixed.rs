@@ -21,6 +21,7 @@ impl<const N: usize> IntNStringHandler<N> for Tester {
         self.received.push(s.to_vec());
         match s {
             b"pause" => t.pause_producing(),
+            b"hold" => t.pause_reading(),
             b"quit" => t.lose_connection(),
             _ => {}
         }
@@ -238,4 +239,31 @@ fn int_decoder_events_do_not_depend_on_chunking() {
         let (a, b) = stream.split_at(i);
         assert_eq!(decode(&[a, b]), whole, "split at {i}");
     }
+}
+
+fn handlers_own_pause_reading_survives_a_pause_resume_cycle<const N: usize>() {
+    // Not in Twisted: see the LineReceiver test of the same name.
+    let (mut p, mut t) = receiver::<N>(100);
+    p.data_received(&frame::<N>(b"hold"), &mut t);
+    assert!(t.reading_paused());
+    p.pause_producing(&mut t);
+    p.resume_producing(&mut t);
+    assert!(
+        t.reading_paused(),
+        "Int{}: resume undid the handler's pause",
+        N * 8
+    );
+    t.resume_reading();
+    // The receiver's own pause, asked for by the handler, is undone by resuming.
+    p.data_received(&frame::<N>(b"pause"), &mut t);
+    assert!(t.reading_paused());
+    p.resume_producing(&mut t);
+    assert!(!t.reading_paused());
+}
+
+#[test]
+fn the_engines_pause_and_resume_leave_a_handlers_own_pause_reading_alone() {
+    handlers_own_pause_reading_survives_a_pause_resume_cycle::<1>();
+    handlers_own_pause_reading_survives_a_pause_resume_cycle::<2>();
+    handlers_own_pause_reading_survives_a_pause_resume_cycle::<4>();
 }

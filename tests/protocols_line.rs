@@ -23,6 +23,7 @@ impl LineHandler for LineTester {
         match line {
             b"" => t.set_raw_mode(),
             b"pause" => t.pause_producing(),
+            b"hold" => t.pause_reading(),
             b"rawpause" => {
                 t.pause_producing();
                 t.set_raw_mode();
@@ -118,6 +119,30 @@ fn pausing_holds_back_buffered_lines_until_resumed() {
             v(&[b"twiddle1", b"twiddle2", b"pause", b"twiddle3"])
         );
     }
+}
+
+#[test]
+fn the_engines_pause_and_resume_leave_a_handlers_own_pause_reading_alone() {
+    // Not in Twisted (its receivers have no separate read pause): a handler that
+    // stopped reading itself (finger does while a lookup runs) must stay stopped
+    // across a watermark pause/resume cycle, which only undoes its own pause.
+    let mut t = StringTransport::new();
+    let mut p = tester();
+    p.connection_made(&mut t);
+    p.data_received(b"hold\n", &mut t);
+    assert!(t.reading_paused());
+    p.pause_producing(&mut t);
+    p.resume_producing(&mut t);
+    assert!(
+        t.reading_paused(),
+        "resume_producing undid the handler's pause_reading"
+    );
+    // Without the handler's pause the cycle does pause and resume reading.
+    t.resume_reading();
+    p.pause_producing(&mut t);
+    assert!(t.reading_paused());
+    p.resume_producing(&mut t);
+    assert!(!t.reading_paused());
 }
 
 #[test]

@@ -234,6 +234,8 @@ pub trait IntNStringHandler<const N: usize>: 'static {
 pub struct IntNControl<'a, const N: usize> {
     transport: &'a mut Transport,
     pause: &'a mut bool,
+    /// Set when this receiver's pause is what stopped reading (see `held_reading`).
+    held: &'a mut bool,
 }
 
 impl<const N: usize> IntNControl<'_, N> {
@@ -250,7 +252,10 @@ impl<const N: usize> IntNControl<'_, N> {
     /// [`resume_producing`](Protocol::resume_producing) (Twisted's `pauseProducing`).
     pub fn pause_producing(&mut self) {
         *self.pause = true;
-        self.transport.pause_reading();
+        if !self.transport.reading_paused() {
+            *self.held = true;
+            self.transport.pause_reading();
+        }
     }
 
     /// Stops delivering strings for good and closes the connection (Twisted's
@@ -311,6 +316,9 @@ pub struct IntNStringReceiver<H, const N: usize> {
     handler: H,
     decoder: IntNDecoder<N>,
     paused: bool,
+    /// Reading is paused because this receiver paused it (and not, say, because its
+    /// handler called `pause_reading` itself): only then does resuming resume it.
+    held_reading: bool,
 }
 
 /// Twisted's `Int8StringReceiver`: one-byte prefixes.
@@ -332,6 +340,7 @@ impl<H: IntNStringHandler<N>, const N: usize> IntNStringReceiver<H, N> {
             handler,
             decoder: IntNDecoder::with_max_length(max_length),
             paused: false,
+            held_reading: false,
         }
     }
 
@@ -371,6 +380,7 @@ impl<H: IntNStringHandler<N>, const N: usize> IntNStringReceiver<H, N> {
             let mut ctl = IntNControl {
                 transport: t,
                 pause: &mut self.paused,
+                held: &mut self.held_reading,
             };
             match event {
                 IntNEvent::Frame(s) => self.handler.string_received(s, &mut ctl),
@@ -388,6 +398,7 @@ impl<H: IntNStringHandler<N>, const N: usize> Protocol for IntNStringReceiver<H,
         let mut ctl = IntNControl {
             transport: t,
             pause: &mut self.paused,
+            held: &mut self.held_reading,
         };
         self.handler.connection_made(&mut ctl);
     }
@@ -404,14 +415,19 @@ impl<H: IntNStringHandler<N>, const N: usize> Protocol for IntNStringReceiver<H,
     /// Pauses delivery and reading (Twisted's `pauseProducing`).
     fn pause_producing(&mut self, t: &mut Transport) {
         self.paused = true;
-        t.pause_reading();
+        if !t.reading_paused() {
+            self.held_reading = true;
+            t.pause_reading();
+        }
     }
 
     /// Resumes reading and delivers the strings that waited (Twisted's
     /// `resumeProducing`).
     fn resume_producing(&mut self, t: &mut Transport) {
         self.paused = false;
-        t.resume_reading();
+        if std::mem::take(&mut self.held_reading) {
+            t.resume_reading();
+        }
         self.deliver(t);
     }
 }

@@ -293,6 +293,8 @@ struct Requests {
     reparse: usize,
     clear: bool,
     pause: bool,
+    /// The pause asked for stopped reading (reading was not already paused).
+    hold_reading: bool,
 }
 
 /// The transport as a [`LineHandler`] sees it: a [`Transport`] (through `Deref`) plus
@@ -367,7 +369,10 @@ impl<'a> LineControl<'a> {
     /// Lines already buffered wait and are delivered on resume.
     pub fn pause_producing(&mut self) {
         self.req.pause = true;
-        self.transport.pause_reading();
+        if !self.transport.reading_paused() {
+            self.req.hold_reading = true;
+            self.transport.pause_reading();
+        }
     }
 
     /// Stops delivering lines for good and closes the connection (Twisted's
@@ -416,6 +421,9 @@ pub struct LineReceiver<H> {
     delimiter: Box<[u8]>,
     req: Requests,
     paused: bool,
+    /// Reading is paused because this receiver paused it (and not, say, because its
+    /// handler called `pause_reading` itself): only then does resuming resume it.
+    held_reading: bool,
 }
 
 impl<H: LineHandler> LineReceiver<H> {
@@ -435,6 +443,7 @@ impl<H: LineHandler> LineReceiver<H> {
             delimiter: delimiter.into(),
             req: Requests::default(),
             paused: false,
+            held_reading: false,
         }
     }
 
@@ -505,8 +514,10 @@ impl<H: LineHandler> LineReceiver<H> {
         if req.pause {
             self.paused = true;
         }
+        self.held_reading |= req.hold_reading;
         req.clear = false;
         req.pause = false;
+        req.hold_reading = false;
     }
 
     /// Delivers buffered lines until more bytes are needed, a pause, or a close.
@@ -576,14 +587,19 @@ impl<H: LineHandler> Protocol for LineReceiver<H> {
     /// Pauses delivery and reading (Twisted's `pauseProducing`).
     fn pause_producing(&mut self, t: &mut Transport) {
         self.paused = true;
-        t.pause_reading();
+        if !t.reading_paused() {
+            self.held_reading = true;
+            t.pause_reading();
+        }
     }
 
     /// Resumes reading and delivers the lines that waited (Twisted's
     /// `resumeProducing`, which calls `dataReceived(b"")`).
     fn resume_producing(&mut self, t: &mut Transport) {
         self.paused = false;
-        t.resume_reading();
+        if std::mem::take(&mut self.held_reading) {
+            t.resume_reading();
+        }
         self.deliver(t);
     }
 }
