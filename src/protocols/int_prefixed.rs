@@ -27,6 +27,7 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 
 use super::buffer::InputBuffer;
+use super::read_hold::ReadHold;
 use crate::protocol::Protocol;
 use crate::reason::Reason;
 use crate::transport::Transport;
@@ -234,8 +235,7 @@ pub trait IntNStringHandler<const N: usize>: 'static {
 pub struct IntNControl<'a, const N: usize> {
     transport: &'a mut Transport,
     pause: &'a mut bool,
-    /// Set when this receiver's pause is what stopped reading (see `held_reading`).
-    held: &'a mut bool,
+    hold: &'a mut ReadHold,
 }
 
 impl<const N: usize> IntNControl<'_, N> {
@@ -252,10 +252,7 @@ impl<const N: usize> IntNControl<'_, N> {
     /// [`resume_producing`](Protocol::resume_producing) (Twisted's `pauseProducing`).
     pub fn pause_producing(&mut self) {
         *self.pause = true;
-        if !self.transport.reading_paused() {
-            *self.held = true;
-            self.transport.pause_reading();
-        }
+        self.hold.pause(self.transport);
     }
 
     /// Stops delivering strings for good and closes the connection (Twisted's
@@ -316,9 +313,7 @@ pub struct IntNStringReceiver<H, const N: usize> {
     handler: H,
     decoder: IntNDecoder<N>,
     paused: bool,
-    /// Reading is paused because this receiver paused it (and not, say, because its
-    /// handler called `pause_reading` itself): only then does resuming resume it.
-    held_reading: bool,
+    read_hold: ReadHold,
 }
 
 /// Twisted's `Int8StringReceiver`: one-byte prefixes.
@@ -340,7 +335,7 @@ impl<H: IntNStringHandler<N>, const N: usize> IntNStringReceiver<H, N> {
             handler,
             decoder: IntNDecoder::with_max_length(max_length),
             paused: false,
-            held_reading: false,
+            read_hold: ReadHold::default(),
         }
     }
 
@@ -380,7 +375,7 @@ impl<H: IntNStringHandler<N>, const N: usize> IntNStringReceiver<H, N> {
             let mut ctl = IntNControl {
                 transport: t,
                 pause: &mut self.paused,
-                held: &mut self.held_reading,
+                hold: &mut self.read_hold,
             };
             match event {
                 IntNEvent::Frame(s) => self.handler.string_received(s, &mut ctl),
@@ -398,7 +393,7 @@ impl<H: IntNStringHandler<N>, const N: usize> Protocol for IntNStringReceiver<H,
         let mut ctl = IntNControl {
             transport: t,
             pause: &mut self.paused,
-            held: &mut self.held_reading,
+            hold: &mut self.read_hold,
         };
         self.handler.connection_made(&mut ctl);
     }
@@ -415,19 +410,14 @@ impl<H: IntNStringHandler<N>, const N: usize> Protocol for IntNStringReceiver<H,
     /// Pauses delivery and reading (Twisted's `pauseProducing`).
     fn pause_producing(&mut self, t: &mut Transport) {
         self.paused = true;
-        if !t.reading_paused() {
-            self.held_reading = true;
-            t.pause_reading();
-        }
+        self.read_hold.pause(t);
     }
 
     /// Resumes reading and delivers the strings that waited (Twisted's
     /// `resumeProducing`).
     fn resume_producing(&mut self, t: &mut Transport) {
         self.paused = false;
-        if std::mem::take(&mut self.held_reading) {
-            t.resume_reading();
-        }
+        self.read_hold.resume(t);
         self.deliver(t);
     }
 }

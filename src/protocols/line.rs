@@ -60,6 +60,7 @@ use std::ops::{Deref, DerefMut};
 
 use super::buffer::InputBuffer;
 use super::delimiter;
+use super::read_hold::ReadHold;
 use crate::protocol::Protocol;
 use crate::reason::Reason;
 use crate::transport::Transport;
@@ -293,8 +294,9 @@ struct Requests {
     reparse: usize,
     clear: bool,
     pause: bool,
-    /// The pause asked for stopped reading (reading was not already paused).
-    hold_reading: bool,
+    /// The receiver's own pause of reading; lives here so the handler's
+    /// `pause_producing` and the engine's reach the same one.
+    read_hold: ReadHold,
 }
 
 /// The transport as a [`LineHandler`] sees it: a [`Transport`] (through `Deref`) plus
@@ -369,10 +371,7 @@ impl<'a> LineControl<'a> {
     /// Lines already buffered wait and are delivered on resume.
     pub fn pause_producing(&mut self) {
         self.req.pause = true;
-        if !self.transport.reading_paused() {
-            self.req.hold_reading = true;
-            self.transport.pause_reading();
-        }
+        self.req.read_hold.pause(self.transport);
     }
 
     /// Stops delivering lines for good and closes the connection (Twisted's
@@ -421,9 +420,6 @@ pub struct LineReceiver<H> {
     delimiter: Box<[u8]>,
     req: Requests,
     paused: bool,
-    /// Reading is paused because this receiver paused it (and not, say, because its
-    /// handler called `pause_reading` itself): only then does resuming resume it.
-    held_reading: bool,
 }
 
 impl<H: LineHandler> LineReceiver<H> {
@@ -443,7 +439,6 @@ impl<H: LineHandler> LineReceiver<H> {
             delimiter: delimiter.into(),
             req: Requests::default(),
             paused: false,
-            held_reading: false,
         }
     }
 
@@ -514,10 +509,8 @@ impl<H: LineHandler> LineReceiver<H> {
         if req.pause {
             self.paused = true;
         }
-        self.held_reading |= req.hold_reading;
         req.clear = false;
         req.pause = false;
-        req.hold_reading = false;
     }
 
     /// Delivers buffered lines until more bytes are needed, a pause, or a close.
@@ -587,19 +580,14 @@ impl<H: LineHandler> Protocol for LineReceiver<H> {
     /// Pauses delivery and reading (Twisted's `pauseProducing`).
     fn pause_producing(&mut self, t: &mut Transport) {
         self.paused = true;
-        if !t.reading_paused() {
-            self.held_reading = true;
-            t.pause_reading();
-        }
+        self.req.read_hold.pause(t);
     }
 
     /// Resumes reading and delivers the lines that waited (Twisted's
     /// `resumeProducing`, which calls `dataReceived(b"")`).
     fn resume_producing(&mut self, t: &mut Transport) {
         self.paused = false;
-        if std::mem::take(&mut self.held_reading) {
-            t.resume_reading();
-        }
+        self.req.read_hold.resume(t);
         self.deliver(t);
     }
 }

@@ -43,6 +43,7 @@ pub mod int_prefixed;
 pub mod line;
 pub mod line_only;
 pub mod netstring;
+mod read_hold;
 
 pub use framing::{FrameError, Framing};
 pub use int_prefixed::{
