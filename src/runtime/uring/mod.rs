@@ -191,7 +191,8 @@ pub(crate) struct Ring {
 /// message.
 struct Watchdog {
     stop: Arc<AtomicBool>,
-    /// Set by the thread before each tick; read by forced turns (statistics only).
+    /// Set by the thread before each tick; taken by each driver poll, one swap per
+    /// batch of completions, not per message (statistics only).
     ticked: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
