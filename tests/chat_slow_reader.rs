@@ -1,28 +1,19 @@
 //! A chat client that stops reading cannot stall the others: its own output cap
 //! ends it, and the others lose nothing.
 
+mod support;
 mod support_mesh;
 
 use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use socket2::{Domain, Socket, Type};
+use support::{kernel_takes_for_a_peer_that_never_reads, never_reading};
 use support_mesh::{shutdown_within, ChatClient};
 use weft::services::chat::{ChatFactory, ChatMesh};
 use weft::Server;
 
 const FAST: usize = 4;
-const LINES: usize = 1_000;
 const T: Duration = Duration::from_secs(60);
-
-/// Connects with a small receive buffer and never reads.
-fn connect_stalled(addr: SocketAddr) -> TcpStream {
-    let s = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
-    s.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-    s.connect(&addr.into()).expect("connect");
-    s.into()
-}
 
 #[test]
 fn a_client_that_stops_reading_is_cut_off_and_the_others_lose_nothing() {
@@ -37,21 +28,25 @@ fn a_client_that_stops_reading_is_cut_off_and_the_others_lose_nothing() {
         .expect("start");
     let addr = server.tcp_addr().expect("tcp");
 
-    let mut stalled = connect_stalled(addr);
+    let mut stalled = never_reading(addr);
     stalled.write_all(b"/NAME stalled\r\n").unwrap();
     let mut fast: Vec<ChatClient> = (0..FAST).map(|_| ChatClient::connect(addr)).collect();
     for (i, c) in fast.iter_mut().enumerate() {
         c.send(&format!("/NAME f{i}"));
     }
 
-    // Each fast client sends 1 MB: 4 MB for the stalled one to not read, past its
-    // 64 KiB cap plus what the kernel buffers for it. The others must get all of it
-    // while the stalled client never reads: a stall would time them out.
+    // The fast clients send, between them, 1 MiB more than the kernel takes for the
+    // stalled one: that much past its 64 KiB cap wherever the engine holds it. No
+    // more: the fast clients get the same volume and read it as they can, so it
+    // must stay within their own slack (the kernel's buffer plus the cap). The
+    // others must get all of it while the stalled client never reads: a stall
+    // would time them out.
+    let lines = (kernel_takes_for_a_peer_that_never_reads() + (1 << 20)) / (FAST * 1010) + 1;
     let started = Instant::now();
     let pad = "x".repeat(1000);
     for (i, c) in fast.iter_mut().enumerate() {
-        let mut burst = String::with_capacity(LINES * 1010);
-        for k in 0..LINES {
+        let mut burst = String::with_capacity(lines * 1010);
+        for k in 0..lines {
             burst.push_str(&format!("{i}-{k}-{pad}\r\n"));
         }
         let mut w = c.stream.try_clone().unwrap();
@@ -62,7 +57,7 @@ fn a_client_that_stops_reading_is_cut_off_and_the_others_lose_nothing() {
         c.collect_until(T, |line| {
             said += usize::from(line.contains(" says "));
             cut |= line == "stalled has disconnected.";
-            said == FAST * LINES && cut
+            said == FAST * lines && cut
         });
         for j in 0..FAST {
             let ks: Vec<usize> = c
@@ -71,7 +66,7 @@ fn a_client_that_stops_reading_is_cut_off_and_the_others_lose_nothing() {
                 .filter_map(|l| l.strip_prefix(&format!("f{j} says {j}-")))
                 .map(|rest| rest.split_once('-').unwrap().0.parse().unwrap())
                 .collect();
-            assert_eq!(ks, (0..LINES).collect::<Vec<_>>(), "client {i}, sender {j}");
+            assert_eq!(ks, (0..lines).collect::<Vec<_>>(), "client {i}, sender {j}");
         }
     }
     eprintln!("fan-out past a stalled client took {:?}", started.elapsed());

@@ -10,7 +10,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use support::scripted::{assert_each_once, reset_close, wait_lost, ScriptedFactory, Shared};
-use support::{connect, read_to_end, require_io_uring, round_trip};
+use support::{
+    connect, kernel_takes_for_a_peer_that_never_reads, never_reading, read_to_end,
+    require_io_uring, round_trip,
+};
 use weft::{Address, Factory, Server, ServerHandle};
 
 fn server(cores: usize, record: &Shared, max_output: usize) -> ServerHandle {
@@ -222,6 +225,24 @@ fn a_client_that_never_reads_hits_the_output_cap_while_others_keep_their_speed()
         "the other client slowed from {before:.0}/s to {during:.0}/s"
     );
     assert_eq!(round_trip(&mut fast, b"still here"), b"still here");
+    server.shutdown().unwrap();
+}
+
+/// One write past what the kernel takes, by more than the cap, to a peer that never
+/// reads: the cap counts every byte the kernel has not taken, wherever the engine
+/// holds it. (The native path hands a write of up to 4 MiB to a single send; the
+/// part that send could not place once the kernel's buffer was full used to escape
+/// the cap, which let a chat client that stopped reading go uncut.)
+#[test]
+fn one_write_past_the_cap_to_a_peer_that_never_reads_ends_the_connection() {
+    let record = Shared::default();
+    let server = server(2, &record, 64 << 10);
+    let kernel = kernel_takes_for_a_peer_that_never_reads();
+    let flood = kernel + (1 << 20);
+    eprintln!("the kernel takes {kernel} bytes; flooding {flood}");
+    let mut c = never_reading(server.tcp_addr().unwrap());
+    c.write_all(format!("flood {flood}").as_bytes()).unwrap();
+    assert_eq!(wait_lost(&record, 1), vec!["output-limit"]);
     server.shutdown().unwrap();
 }
 

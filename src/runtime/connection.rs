@@ -44,6 +44,14 @@ pub(crate) trait Socket: AsyncRead + AsyncWrite + Unpin + 'static {
         None
     }
 
+    /// Output the socket accepted from the driver but the kernel has refused so far:
+    /// it counts with the output buffer against the watermark and the cap, so the
+    /// cap bounds everything held for a peer that does not read. 0 (the default)
+    /// for sockets whose writes go straight to the kernel.
+    fn unsent(&self) -> usize {
+        0
+    }
+
     /// Closes the socket as `how` says. The default acts on `fd()` (shutdown(2) or
     /// SO_LINGER 0) and drops the stream; the native data path overrides it to
     /// send what it already accepted before the shutdown.
@@ -315,10 +323,16 @@ where
         result
     }
 
+    /// Output held for the peer that the kernel has not taken: the output buffer
+    /// and what the socket could not place yet.
+    fn buffered(&self) -> usize {
+        self.shared.out.borrow().len() + self.stream.unsent()
+    }
+
     /// Applies the watermark and the hard cap. `Ok(true)`: a callback ran and may
     /// have written, so the caller goes round again.
     fn flow_control(&mut self) -> Result<bool, (Reason, Close)> {
-        let buffered = self.shared.out.borrow().len();
+        let buffered = self.buffered();
         let limits = self.shared.limits;
         if buffered > limits.max_buffer {
             tracing::warn!(
@@ -351,7 +365,7 @@ where
 
     /// Tells the protocol to pause producing if its output passed the high watermark.
     fn check_high_watermark(&mut self) -> Result<(), (Reason, Close)> {
-        let buffered = self.shared.out.borrow().len();
+        let buffered = self.buffered();
         if buffered > self.shared.limits.high_watermark && !self.shared.has(flags::PRODUCER_PAUSED)
         {
             self.shared.set(flags::PRODUCER_PAUSED);

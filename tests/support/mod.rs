@@ -238,3 +238,30 @@ pub fn raise_nofile() -> u64 {
     }
     lim.rlim_cur
 }
+
+/// A loopback connection whose receiver asked for a 4 KiB buffer and never reads.
+pub fn never_reading(addr: SocketAddr) -> TcpStream {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.set_recv_buffer_size(4096).unwrap();
+    s.connect(&addr.into()).unwrap();
+    s.into()
+}
+
+/// How much the kernel takes for such a connection before a send would block (about
+/// 3 MB on the 6.x kernels we run on; at most what tcp_wmem allows): a test that
+/// wants a peer cut off by the output cap must send more than this.
+pub fn kernel_takes_for_a_peer_that_never_reads() -> usize {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let _peer = never_reading(l.local_addr().unwrap());
+    let (mut a, _) = l.accept().unwrap();
+    a.set_nonblocking(true).unwrap();
+    let chunk = vec![0u8; 1 << 20];
+    let mut taken = 0;
+    loop {
+        match a.write(&chunk) {
+            Ok(n) => taken += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return taken,
+            Err(e) => panic!("probe write: {e}"),
+        }
+    }
+}

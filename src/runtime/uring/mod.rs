@@ -118,6 +118,10 @@ struct Slot {
     tx_err: Option<i32>,
     /// A writer is waiting for room.
     tx_blocked: bool,
+    /// The last send came back short: the kernel's buffer is full, so what the slot
+    /// still holds is output the kernel has not taken and counts against the cap
+    /// (`NativeSocket::unsent`), as it would in the output buffer on glommio's path.
+    tx_refused: bool,
     /// Orderly close requested: shutdown(2) once the send buffers are drained.
     shutdown_after_tx: bool,
     waker: Option<Waker>,
@@ -140,6 +144,7 @@ impl Slot {
             tx_next: Vec::new(),
             tx_err: None,
             tx_blocked: false,
+            tx_refused: false,
             shutdown_after_tx: false,
             waker: None,
         }
@@ -646,6 +651,13 @@ impl Inner {
             return;
         }
         s.tx_off += res as usize;
+        let refused = s.tx_off < s.tx.len();
+        if refused != s.tx_refused {
+            // What counts against the connection's cap changed: let it look.
+            s.tx_refused = refused;
+            s.wake();
+            self.woke = true;
+        }
         if s.tx_off >= s.tx.len() {
             s.tx.clear();
             s.tx_off = 0;

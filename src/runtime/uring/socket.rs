@@ -159,6 +159,16 @@ impl Socket for NativeSocket {
         Some(self.fd)
     }
 
+    /// What the slot holds once a send came back short (the kernel's buffer is
+    /// full); 0 while the kernel takes everything it is handed.
+    fn unsent(&self) -> usize {
+        let inner = self.ring.inner.borrow();
+        match inner.slots[self.idx].as_ref() {
+            Some(s) if s.tx_refused => s.tx.len() - s.tx_off + s.tx_next.len(),
+            _ => 0,
+        }
+    }
+
     /// Orderly: the ring sends what was accepted, then shutdown(2) and close;
     /// Reset: SO_LINGER 0, cancel, close; Plain: cancel, close.
     fn close(mut self, how: Close) {
