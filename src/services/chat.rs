@@ -20,6 +20,10 @@
 //! Order: each client sees every other client's lines in the order that client sent
 //! them. Lines of different clients may interleave differently for different
 //! clients on different shards (see `docs/architecture.md`, "Cross-core messaging").
+//! Who is "everyone" is decided where the event is delivered, not where it was said:
+//! a client that connects while an event is still on its way to its shard gets it,
+//! although it was said before the client arrived (in Twisted's single process the
+//! announcement reaches exactly the clients present at that moment).
 //!
 //! A client that stops reading only grows its own output buffer, which the engine
 //! caps (`ServerBuilder::max_output_buffer`): past the cap it is aborted, and the
