@@ -35,7 +35,7 @@ use std::mem::ManuallyDrop;
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -194,12 +194,61 @@ pub(crate) struct Ring {
 /// glommio's scheduler allocate (its timer map is split on each round), and the busy
 /// driver goes round often; the thread costs one `write` per tick and nothing per
 /// message.
+///
+/// It also watches the driver: a driver polls at least once per tick (on a tick's
+/// eventfd write if nothing else), so a tick that finds the previous one still
+/// untaken means the driver did not run for a whole period. `STALL_TICKS` such ticks
+/// in a row and the thread interrupts the shard thread with `KICK_SIGNAL`, which
+/// ends whatever sleep glommio is in. Under CPU contention glommio 0.9 was seen to
+/// sleep for good in `link_rings_and_sleep` with the driver runnable or its eventfd
+/// read armed and the eventfd written (the eventfd count rising, no read in the
+/// kernel's poll list, see the notes of 2026-11-23); attaching a tracer, which
+/// interrupts the sleep, set it going again.
 struct Watchdog {
     stop: Arc<AtomicBool>,
-    /// Set by the thread before each tick; taken by each driver poll, one swap per
-    /// batch of completions, not per message (statistics only).
+    /// Set by the thread at each tick; taken by each driver poll, one swap per
+    /// batch of completions, not per message.
     ticked: Arc<AtomicBool>,
+    /// Times the thread interrupted the shard thread's sleep.
+    kicks: Arc<AtomicU64>,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Ticks in a row without a driver poll after which the shard thread is interrupted
+/// (100 ms: long enough that a loaded machine's scheduling rarely trips it, short
+/// enough that a lost wake-up costs a blip, not a hung connection).
+const STALL_TICKS: u32 = 10;
+
+/// The signal that interrupts a stalled shard thread's sleep: SIGURG, ignored by
+/// default and otherwise only raised for out-of-band TCP data to a process that asked
+/// for it (F_SETOWN). Its handler does nothing; the point is the EINTR.
+const KICK_SIGNAL: libc::c_int = libc::SIGURG;
+
+extern "C" fn on_kick(_: libc::c_int) {}
+
+/// Installs the do-nothing handler for `KICK_SIGNAL` once per process, unless the
+/// program already handles that signal; returns whether the watchdog may send it.
+fn kick_handler_installed() -> bool {
+    static INSTALLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *INSTALLED.get_or_init(|| {
+        // SAFETY: `old` and `new` are plain sigaction structs, zeroed then filled;
+        // the first call only reads the current disposition, the second installs a
+        // handler that touches nothing (async-signal-safe), without SA_RESTART so
+        // that a sleeping system call returns EINTR.
+        unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(KICK_SIGNAL, std::ptr::null(), &mut old) != 0
+                || old.sa_sigaction != libc::SIG_DFL
+            {
+                tracing::debug!("SIGURG is handled by the program: no stall interrupts");
+                return false;
+            }
+            let mut new: libc::sigaction = std::mem::zeroed();
+            new.sa_sigaction = on_kick as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            libc::sigemptyset(&mut new.sa_mask);
+            libc::sigaction(KICK_SIGNAL, &new, std::ptr::null_mut()) == 0
+        }
+    })
 }
 
 impl Watchdog {
@@ -212,17 +261,38 @@ impl Watchdog {
         }
         let stop = Arc::new(AtomicBool::new(false));
         let ticked = Arc::new(AtomicBool::new(false));
-        let (st, tk) = (Arc::clone(&stop), Arc::clone(&ticked));
+        let kicks = Arc::new(AtomicU64::new(0));
+        let (st, tk, ks) = (Arc::clone(&stop), Arc::clone(&ticked), Arc::clone(&kicks));
+        let kick = kick_handler_installed();
+        // SAFETY: pthread_self has no preconditions; this runs on the shard thread.
+        let shard_thread = unsafe { libc::pthread_self() };
         let spawned = std::thread::Builder::new()
             .name("weft-ring-watchdog".into())
             .spawn(move || {
                 let one = 1u64.to_ne_bytes();
+                let mut stalled = 0u32;
                 while !st.load(Ordering::Acquire) {
                     std::thread::park_timeout(PARK_MAX);
                     if st.load(Ordering::Acquire) {
                         break;
                     }
-                    tk.store(true, Ordering::Relaxed);
+                    if tk.swap(true, Ordering::Relaxed) {
+                        stalled += 1;
+                    } else {
+                        stalled = 0;
+                    }
+                    if kick && stalled == STALL_TICKS {
+                        stalled = 0;
+                        ks.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(
+                            "native ring: its driver has not run for {} ms; interrupting the shard thread",
+                            u128::from(STALL_TICKS) * PARK_MAX.as_millis()
+                        );
+                        // SAFETY: the shard thread outlives this thread (the ring,
+                        // dropped on it, joins this thread first), so the pthread_t
+                        // names a live thread; the signal's handler does nothing.
+                        unsafe { libc::pthread_kill(shard_thread, KICK_SIGNAL) };
+                    }
                     // SAFETY: `fd` is this thread's own open eventfd; `one` is 8
                     // readable bytes, the size an eventfd write takes.
                     unsafe { libc::write(fd, one.as_ptr().cast(), one.len()) };
@@ -234,6 +304,7 @@ impl Watchdog {
             Ok(t) => Ok(Watchdog {
                 stop,
                 ticked,
+                kicks,
                 thread: Some(t),
             }),
             Err(e) => {
@@ -245,11 +316,20 @@ impl Watchdog {
     }
 }
 
+impl Watchdog {
+    /// Ends the thread's ticks (and interrupts): the driver is about to go.
+    fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = &self.thread {
+            t.thread().unpark();
+        }
+    }
+}
+
 impl Drop for Watchdog {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
+        self.stop();
         if let Some(t) = self.thread.take() {
-            t.thread().unpark();
             let _ = t.join();
         }
     }
@@ -321,10 +401,16 @@ pub(crate) async fn shutdown() {
         glommio::timer::sleep(Duration::from_millis(1)).await;
     }
     tracing::debug!(
-        "native ring: {} turns found completions only by a forced enter, {} of them on a watchdog tick",
+        "native ring: {} turns found completions only by a forced enter, {} of them on a watchdog tick; {} stalls interrupted",
         MISSED.with(Cell::get),
-        TIMED_OUT.with(Cell::get)
+        TIMED_OUT.with(Cell::get),
+        ring.watchdog
+            .as_ref()
+            .map_or(0, |w| w.kicks.load(Ordering::Relaxed))
     );
+    if let Some(w) = &ring.watchdog {
+        w.stop();
+    }
     let task = ring.driver_task.borrow_mut().take();
     if let Some(t) = task {
         t.cancel().await;
