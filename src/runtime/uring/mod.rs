@@ -252,6 +252,14 @@ fn kick_handler_installed() -> bool {
 }
 
 impl Watchdog {
+    /// Ends the thread's ticks (and interrupts): the driver is about to go.
+    fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = &self.thread {
+            t.thread().unpark();
+        }
+    }
+
     fn start(efd: RawFd) -> io::Result<Watchdog> {
         // SAFETY: `efd` is a valid eventfd owned by the caller; the duplicate made
         // here is owned by the thread, which closes it when it ends.
@@ -312,16 +320,6 @@ impl Watchdog {
                 unsafe { libc::close(fd) };
                 Err(e)
             }
-        }
-    }
-}
-
-impl Watchdog {
-    /// Ends the thread's ticks (and interrupts): the driver is about to go.
-    fn stop(&self) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(t) = &self.thread {
-            t.thread().unpark();
         }
     }
 }
