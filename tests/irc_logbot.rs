@@ -2,6 +2,7 @@
 //! on a free loopback port with a generated config, and a raw TCP client playing
 //! a user. Fails (does not skip) when ngircd is missing: CI installs it.
 
+mod support;
 mod support_client;
 
 use std::io::{BufRead, BufReader, Write};
@@ -10,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::complete_lines;
 use support_client::example;
 
 const WHISPER_REPLY: &str = "It isn't nice to whisper! Play nice with the group.";
@@ -195,9 +197,11 @@ fn temp_dir(name: &str) -> PathBuf {
 fn wait_log(log: &Path, needle: &str, n: usize, limit: Duration) -> String {
     let start = Instant::now();
     loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
+        // The bot may be appending as we read: only whole lines count.
+        let read = std::fs::read_to_string(log).unwrap_or_default();
+        let text = complete_lines(&read);
         if text.lines().filter(|l| l.contains(needle)).count() >= n {
-            return text;
+            return text.to_string();
         }
         assert!(
             start.elapsed() < limit,

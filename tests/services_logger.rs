@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{accepted_per_shard, connect, read_to_end, Rng, WeftProcess};
+use support::{accepted_per_shard, complete_lines, connect, read_to_end, Rng, WeftProcess};
 use weft::address::Address;
 use weft::services::logger::{LoggerFactory, FLUSH_THRESHOLD};
 use weft::testing::StringTransport;
@@ -204,10 +204,8 @@ fn many_clients_on_two_shards_then_sigterm_lose_and_tear_nothing() {
     }
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        // The server may be appending as we read: a read can end inside that write
-        // (it sees a prefix of it), so only the lines up to the last newline count.
-        let text = read(&path);
-        let seen = parse_log(&text[..text.rfind('\n').map_or(0, |i| i + 1)]);
+        // The server may be appending as we read.
+        let seen = parse_log(complete_lines(&read(&path)));
         let lingering_in =
             (CLOSERS..CLOSERS + LINGERERS).all(|c| seen.get(&c).map_or(0, Vec::len) >= LINES / 2);
         if lingering_in {

@@ -265,3 +265,10 @@ pub fn kernel_takes_for_a_peer_that_never_reads() -> usize {
         }
     }
 }
+
+/// The whole lines of `text`, a file another process may be appending to as it was
+/// read: a read can end inside a write(2) in progress (it sees a prefix of it), so
+/// whatever follows the last newline may be a torn line and is left out.
+pub fn complete_lines(text: &str) -> &str {
+    &text[..text.rfind('\n').map_or(0, |i| i + 1)]
+}
