@@ -79,6 +79,7 @@ use crate::runtime::{self, ServerBuilder, ServerError};
 use crate::transport::{Transport, TransportHandle};
 
 mod connector;
+mod dialer;
 mod reconnecting;
 mod resolver;
 mod wait;
@@ -391,7 +392,7 @@ pub fn connect_protocol_with<P: Protocol>(
             lost: Rc::new(Signal::default()),
         });
         let made = Rc::clone(&shared.made);
-        runtime::client::start(dialed, SharedProtocol(Rc::clone(&shared)))?;
+        runtime::dial::start(dialed, SharedProtocol(Rc::clone(&shared)))?;
         let transport = made.recv().await.ok_or(ConnectError::ShuttingDown)?;
         Ok(ProtocolHandle {
             shared,
@@ -408,8 +409,8 @@ async fn dial(
     endpoint: &ClientEndpoint,
     options: &ConnectOptions,
     cancel: Option<Rc<Signal>>,
-) -> Result<runtime::client::Dialed, ConnectError> {
-    let attempt = runtime::client::dial(endpoint, &options.resolver);
+) -> Result<runtime::dial::Dialed, ConnectError> {
+    let attempt = dialer::dial(endpoint, &options.resolver);
     let timeout = async {
         wait::sleep(reactor, endpoint.timeout()).await;
         Err(ConnectError::TimedOut)

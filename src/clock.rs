@@ -28,7 +28,6 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::fmt;
 use std::rc::Rc;
-use std::task::Waker;
 use std::time::{Duration, Instant};
 
 /// What went wrong acting on a `DelayedCall` (Twisted's `AlreadyCalled` and
@@ -98,8 +97,6 @@ struct ClockInner {
     heap: RefCell<BinaryHeap<Entry>>,
     seq: Cell<u64>,
     pending: Cell<usize>,
-    /// Wakes the shard's timer driver when an earlier deadline appears.
-    waker: Cell<Option<Waker>>,
 }
 
 /// A shard's timer queue and time source (Twisted's `IReactorTime`; the manual one
@@ -118,7 +115,6 @@ impl Clock {
                 heap: RefCell::new(BinaryHeap::new()),
                 seq: Cell::new(0),
                 pending: Cell::new(0),
-                waker: Cell::new(None),
             }),
         }
     }
@@ -167,19 +163,12 @@ impl Clock {
         let seq = self.inner.seq.get();
         self.inner.seq.set(seq + 1);
         let mut heap = self.inner.heap.borrow_mut();
-        let earliest = heap.peek().is_none_or(|e| at < e.at);
         heap.push(Entry {
             at,
             seq,
             generation: call.generation.get(),
             call: Rc::clone(call),
         });
-        drop(heap);
-        if earliest {
-            if let Some(w) = self.inner.waker.take() {
-                w.wake();
-            }
-        }
     }
 
     /// Returns the number of pending (neither called nor cancelled) calls.
@@ -205,6 +194,21 @@ impl Clock {
     /// Runs every call due at `now`, in (deadline, insertion) order, including calls
     /// scheduled by those that ran if they are due too. Returns how many ran.
     pub fn run_due(&self) -> usize {
+        self.run_due_with(&mut |f| f())
+    }
+
+    /// As [`run_due`](Self::run_due), but a call that panics is reported to
+    /// `on_panic` and the calls after it still run (the engine's use: Twisted logs
+    /// an exception raised by a DelayedCall and the reactor goes on).
+    pub(crate) fn run_due_guarded(&self, on_panic: &mut dyn FnMut(String)) -> usize {
+        self.run_due_with(&mut |f| {
+            if let Err(msg) = crate::runtime::guarded(f) {
+                on_panic(msg);
+            }
+        })
+    }
+
+    fn run_due_with(&self, run: &mut dyn FnMut(Box<dyn FnOnce()>)) -> usize {
         let now = self.now();
         let mut ran = 0;
         loop {
@@ -229,7 +233,7 @@ impl Clock {
             self.inner.pending.set(self.inner.pending.get() - 1);
             let f = c.f.borrow_mut().take();
             if let Some(f) = f {
-                f();
+                run(f);
             }
             ran += 1;
         }
@@ -258,9 +262,6 @@ impl Clock {
         }
     }
 
-    pub(crate) fn set_waker(&self, w: &Waker) {
-        self.inner.waker.set(Some(w.clone()));
-    }
 }
 
 /// A scheduled call (Twisted's `IDelayedCall`).

@@ -72,6 +72,7 @@
 pub mod address;
 pub mod client;
 pub mod clock;
+mod connection;
 pub mod endpoints;
 pub mod factory;
 pub mod mesh;
@@ -85,6 +86,7 @@ pub mod testing;
 pub mod transport;
 
 pub use address::Address;
+pub use connection::Backpressure;
 pub use clock::{Clock, DelayedCall, DelayedCallError};
 pub use factory::Factory;
 pub use protocol::Protocol;

@@ -224,10 +224,8 @@ pub struct MeshStats {
     pub deferred: u64,
     /// Messages dropped because the shutdown barrier passed its deadline.
     pub dropped: u64,
-    /// Times a sender found this shard's delivery task parked and woke it.
+    /// Times a sender found this shard asleep and woke it.
     pub wakeups: u64,
-    /// Times the watchdog found a wake-up lost and woke the delivery task itself.
-    pub rescued: u64,
 }
 
 impl<M: Send + 'static> Mesh<M> {
@@ -369,7 +367,6 @@ impl<M: Send + 'static> Mesh<M> {
                 deferred: s.stats.deferred.load(Ordering::Relaxed),
                 dropped: s.stats.dropped.load(Ordering::Relaxed),
                 wakeups: s.doorbell.wakeups(),
-                rescued: s.doorbell.rescues(),
             })
             .collect()
     }
@@ -644,10 +641,6 @@ impl<M: Send + 'static> Mailbox for Local<M> {
     fn has_work(&self) -> bool {
         let own = self.own();
         !own.rx.is_empty() || own.retry.load(Ordering::SeqCst)
-    }
-
-    fn delivered(&self) -> u64 {
-        self.own().stats.delivered.load(Ordering::Relaxed)
     }
 
     fn finished(&self) -> bool {

@@ -14,6 +14,7 @@
 //! writes back later through a [`TransportHandle`](crate::TransportHandle).
 
 use crate::reason::Reason;
+use crate::connection::Backpressure;
 use crate::transport::Transport;
 
 /// A connection's behaviour: Twisted's `IProtocol`, in snake_case.
@@ -52,6 +53,20 @@ pub trait Protocol: 'static {
     /// completely (Twisted resumes only at empty).
     fn resume_producing(&mut self, transport: &mut Transport) {
         let _ = transport;
+    }
+
+    /// Tells what the engine does with this connection's input while its output is
+    /// above the high watermark: by default it stops reading (Twisted's idiom of the
+    /// transport registered as its own streaming producer), so a peer that does not
+    /// read costs one watermark of memory. A protocol that must keep reading (it
+    /// bounds its own output) returns [`Backpressure::KeepReading`].
+    ///
+    /// # Twisted
+    /// A plain Twisted protocol keeps reading unless it registers the transport as
+    /// its producer; weft makes that the default because an echo-like protocol
+    /// otherwise lets a non-reading peer grow the server's memory to the cap.
+    fn backpressure(&self) -> Backpressure {
+        Backpressure::PauseReading
     }
 
     /// Tells whether the protocol handles a half-close (Twisted's

@@ -40,7 +40,7 @@ use crate::clock::Clock;
 use crate::protocol::Protocol;
 use crate::reactor::{LocalFuture, Reactor};
 use crate::reason::Reason;
-use crate::transport::{flags, ConnShared, OutputLimits, Transport};
+use crate::transport::{ConnShared, OutputLimits, Transport};
 
 /// Twisted's default `getPeer()` for a `StringTransport`.
 pub const DEFAULT_PEER: &str = "192.168.1.1:54321";
@@ -122,8 +122,8 @@ impl StringTransport {
     pub fn with_addresses(peer: Address, host: Address) -> StringTransport {
         let (reactor, pool) = test_reactor();
         let limits = OutputLimits {
-            high_watermark: crate::transport::DEFAULT_HIGH_WATERMARK,
             max_buffer: usize::MAX,
+            ..OutputLimits::default()
         };
         StringTransport {
             transport: Transport::new(ConnShared::new(limits), reactor, peer, host),
@@ -159,13 +159,13 @@ impl StringTransport {
 
     /// Tells whether `abort_connection` was called.
     pub fn aborted(&self) -> bool {
-        self.transport.shared.has(flags::ABORTING)
+        self.transport.shared.machine.borrow().aborted()
     }
 
     /// Marks the transport dead, as the engine does before `connection_lost`: later
     /// writes are dropped and handles report `connected() == false`.
     pub fn mark_lost(&mut self) {
-        self.transport.shared.set(flags::LOST);
+        self.transport.shared.machine.borrow_mut().mark_lost();
     }
 
     fn take_output(&self) -> Vec<u8> {

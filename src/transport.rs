@@ -1,47 +1,45 @@
 //! The `Transport` a protocol writes to, and the clonable `TransportHandle`.
 //!
 //! A `Transport` has no I/O of its own: `write` appends to the connection's output
-//! buffer and close requests set flags. The engine acts on them after the callback
-//! returns (one `send` for everything written during a batch of reads), and the test
-//! transport in [`crate::testing`] is the very same type, read back instead of sent.
-//! That is what lets every protocol be unit-tested without a socket.
+//! buffer and close requests go to its [connection machine](crate::connection). The
+//! engine acts on them after the callback returns (one send for everything written
+//! during a batch of reads), and the test transport in [`crate::testing`] is the very
+//! same type, read back instead of sent. That is what lets every protocol be
+//! unit-tested without a socket.
 //!
 //! ```text
-//!   callback ──write──► OutBuf (tail Vec + queued Bytes) ──after return──► send()
-//!   TransportHandle ──write──► same OutBuf ──wakes the connection task──► send()
+//!   callback ──write──► OutBuf ──after return──► the ring sends from it (no copy)
+//!   TransportHandle ──write──► same OutBuf ──marks the connection for service──►
 //! ```
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::rc::Rc;
-use std::task::Waker;
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 
 use crate::address::Address;
+use crate::connection::machine::Machine;
+use crate::connection::output::OutBuf;
 use crate::reactor::Reactor;
 
 /// Twisted's push-producer threshold: past this many buffered bytes the protocol is
-/// told to `pause_producing`.
+/// told to `pause_producing` (and, by default, the connection stops being read).
 pub const DEFAULT_HIGH_WATERMARK: usize = 64 * 1024;
+
+/// Buffered bytes at or below which a connection held by its output is read again.
+pub const DEFAULT_LOW_WATERMARK: usize = 16 * 1024;
 
 /// The default hard cap on one connection's buffered output (16 MiB). Past it the
 /// connection is aborted with [`Reason::OutputLimitExceeded`](crate::Reason).
 pub const DEFAULT_MAX_OUTPUT_BUFFER: usize = 16 * 1024 * 1024;
 
-/// `write_bytes` copies payloads smaller than this into the output buffer (so many
-/// small writes still leave in one `send`) and queues larger ones without copying.
-const COPY_THRESHOLD: usize = 4096;
-
-/// An output buffer larger than this is freed once it drains, so that an idle
-/// connection does not keep the capacity of its largest burst.
-const KEEP_CAPACITY: usize = 64 * 1024;
-
 /// Output flow-control limits of one connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OutputLimits {
-    /// Buffered bytes past which `pause_producing` is called.
+    /// Buffered bytes past which `pause_producing` is called and reading stops.
     pub high_watermark: usize,
+    /// Buffered bytes at or below which reading resumes after the high watermark.
+    pub low_watermark: usize,
     /// Buffered bytes past which the connection is aborted.
     pub max_buffer: usize,
 }
@@ -50,194 +48,112 @@ impl Default for OutputLimits {
     fn default() -> Self {
         OutputLimits {
             high_watermark: DEFAULT_HIGH_WATERMARK,
+            low_watermark: DEFAULT_LOW_WATERMARK,
             max_buffer: DEFAULT_MAX_OUTPUT_BUFFER,
         }
     }
 }
 
-/// Unsent output, in order: queued `Bytes` chunks first, then the copy buffer `tail`.
-#[derive(Default)]
-pub(crate) struct OutBuf {
-    chunks: VecDeque<Bytes>,
-    tail: Vec<u8>,
-    tail_sent: usize,
-    len: usize,
+/// The engine's list of connections to look at after this turn's callbacks.
+pub(crate) type ServiceList = RefCell<Vec<usize>>;
+
+/// How a connection tells the engine it has something to do (written from a task or
+/// a timer, closed through a handle): its slot id on the shard's service list.
+struct Notify {
+    id: usize,
+    queued: Cell<bool>,
+    list: Rc<ServiceList>,
 }
 
-impl OutBuf {
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    fn push_slice(&mut self, data: &[u8]) {
-        self.tail.extend_from_slice(data);
-        self.len += data.len();
-    }
-
-    fn push_bytes(&mut self, data: Bytes) {
-        if data.len() < COPY_THRESHOLD {
-            self.push_slice(&data);
-            return;
-        }
-        if self.tail.len() > self.tail_sent {
-            // Keep order: what was copied so far goes before this chunk.
-            let pending = Bytes::copy_from_slice(&self.tail[self.tail_sent..]);
-            self.reset_tail();
-            self.chunks.push_back(pending);
-        }
-        self.len += data.len();
-        self.chunks.push_back(data);
-    }
-
-    /// Returns the next contiguous run of unsent bytes.
-    pub(crate) fn front(&self) -> &[u8] {
-        match self.chunks.front() {
-            Some(c) => c,
-            None => &self.tail[self.tail_sent..],
-        }
-    }
-
-    /// Marks `n` bytes of [`front`](Self::front) as sent.
-    pub(crate) fn consume(&mut self, n: usize) {
-        self.len -= n;
-        if let Some(c) = self.chunks.front_mut() {
-            c.advance(n);
-            if c.is_empty() {
-                self.chunks.pop_front();
-            }
-        } else {
-            self.tail_sent += n;
-            if self.tail_sent == self.tail.len() {
-                self.reset_tail();
-            }
-        }
-    }
-
-    fn reset_tail(&mut self) {
-        if self.tail.capacity() > KEEP_CAPACITY {
-            self.tail = Vec::new();
-        } else {
-            self.tail.clear();
-        }
-        self.tail_sent = 0;
-    }
-
-    /// Discards everything unsent (abort, or a panicking callback).
-    pub(crate) fn clear(&mut self) {
-        self.chunks.clear();
-        self.reset_tail();
-        self.len = 0;
-    }
-
-    /// Copies out everything unsent (the test transport's `value()`).
-    pub(crate) fn to_vec(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(self.len);
-        for c in &self.chunks {
-            v.extend_from_slice(c);
-        }
-        v.extend_from_slice(&self.tail[self.tail_sent..]);
-        v
-    }
-}
-
-pub(crate) mod flags {
-    /// `lose_connection` was called: stop reading, flush, close.
-    pub const LOSING: u8 = 1;
-    /// `abort_connection` was called: discard, reset.
-    pub const ABORTING: u8 = 2;
-    /// The protocol paused reading (`pause_reading`).
-    pub const READ_PAUSED: u8 = 4;
-    /// `connection_lost` has been (or is being) delivered: the transport is dead.
-    pub const LOST: u8 = 8;
-    /// The protocol was told to pause producing and not yet to resume.
-    pub const PRODUCER_PAUSED: u8 = 16;
-    /// The server is shutting down: the close that follows is a shutdown.
-    pub const SHUTDOWN: u8 = 32;
-}
-
-/// State one connection shares between its task, its `Transport` and its handles.
+/// State one connection shares between the engine, its `Transport` and its handles.
 pub(crate) struct ConnShared {
     pub(crate) out: RefCell<OutBuf>,
-    pub(crate) flags: Cell<u8>,
-    pub(crate) waker: Cell<Option<Waker>>,
-    pub(crate) limits: OutputLimits,
+    pub(crate) machine: RefCell<Machine>,
+    notify: Option<Notify>,
 }
 
 impl ConnShared {
+    /// A connection no engine serves (the test transport).
     pub(crate) fn new(limits: OutputLimits) -> Rc<ConnShared> {
         Rc::new(ConnShared {
             out: RefCell::new(OutBuf::default()),
-            flags: Cell::new(0),
-            waker: Cell::new(None),
-            limits,
+            machine: RefCell::new(Machine::new(limits)),
+            notify: None,
         })
     }
 
-    pub(crate) fn has(&self, f: u8) -> bool {
-        self.flags.get() & f != 0
-    }
-
-    pub(crate) fn set(&self, f: u8) {
-        self.flags.set(self.flags.get() | f);
-    }
-
-    pub(crate) fn unset(&self, f: u8) {
-        self.flags.set(self.flags.get() & !f);
-    }
-
-    fn accepts_writes(&self) -> bool {
-        !self.has(flags::LOST | flags::ABORTING)
+    /// A connection of the engine: `id` goes on `list` when it needs service.
+    pub(crate) fn served(limits: OutputLimits, id: usize, list: Rc<ServiceList>) -> Rc<ConnShared> {
+        Rc::new(ConnShared {
+            out: RefCell::new(OutBuf::default()),
+            machine: RefCell::new(Machine::new(limits)),
+            notify: Some(Notify {
+                id,
+                queued: Cell::new(false),
+                list,
+            }),
+        })
     }
 
     fn write(&self, data: &[u8]) {
-        if !data.is_empty() && self.accepts_writes() {
+        if !data.is_empty() && self.machine.borrow().accepts_writes() {
             self.out.borrow_mut().push_slice(data);
         }
     }
 
     fn write_bytes(&self, data: Bytes) {
-        if !data.is_empty() && self.accepts_writes() {
+        if !data.is_empty() && self.machine.borrow().accepts_writes() {
             self.out.borrow_mut().push_bytes(data);
         }
     }
 
     fn lose(&self) {
-        if !self.has(flags::LOST) {
-            self.set(flags::LOSING);
-        }
+        self.machine.borrow_mut().lose();
     }
 
     fn abort(&self) {
-        if !self.has(flags::LOST) {
-            self.set(flags::ABORTING);
+        let mut m = self.machine.borrow_mut();
+        if m.accepts_writes() {
+            m.abort();
             self.out.borrow_mut().clear();
         }
     }
 
     /// Starts a shutdown close: flush, then close with `Reason::Shutdown`.
     pub(crate) fn begin_shutdown(&self) {
-        self.set(flags::SHUTDOWN);
-        self.lose();
+        self.machine.borrow_mut().shutdown();
         self.wake();
     }
 
     /// Ends a connection that did not drain in time: discard and reset.
     pub(crate) fn force_shutdown(&self) {
-        self.set(flags::SHUTDOWN);
-        self.abort();
+        let mut m = self.machine.borrow_mut();
+        if m.accepts_writes() {
+            m.force_shutdown();
+            self.out.borrow_mut().clear();
+        }
+        drop(m);
         self.wake();
     }
 
-    /// Wakes the connection task (used by handles, never inside a callback).
+    /// Puts the connection on the engine's service list (once until serviced).
     pub(crate) fn wake(&self) {
-        if let Some(w) = self.waker.take() {
-            w.wake_by_ref();
-            self.waker.set(Some(w));
+        if let Some(n) = &self.notify {
+            if !n.queued.replace(true) {
+                n.list.borrow_mut().push(n.id);
+            }
         }
+    }
+
+    /// The engine took the connection off its service list.
+    pub(crate) fn serviced(&self) {
+        if let Some(n) = &self.notify {
+            n.queued.set(false);
+        }
+    }
+
+    fn buffered(&self) -> usize {
+        self.out.borrow().len()
     }
 }
 
@@ -313,38 +229,38 @@ impl Transport {
 
     /// Tells whether a close is pending (Twisted's `transport.disconnecting`).
     pub fn disconnecting(&self) -> bool {
-        self.shared.has(flags::LOSING | flags::ABORTING)
+        self.shared.machine.borrow().disconnecting()
     }
 
     /// Tells whether the connection is still up (not yet lost).
     pub fn connected(&self) -> bool {
-        !self.shared.has(flags::LOST)
+        self.shared.machine.borrow().connected()
     }
 
     /// Stops reading from the peer until `resume_reading` (Twisted's
     /// `transport.pauseProducing`): read-side back-pressure.
     pub fn pause_reading(&mut self) {
-        self.shared.set(flags::READ_PAUSED);
+        self.shared.machine.borrow_mut().pause_reading();
     }
 
     /// Resumes reading after `pause_reading`.
     pub fn resume_reading(&mut self) {
-        self.shared.unset(flags::READ_PAUSED);
+        self.shared.machine.borrow_mut().resume_reading();
     }
 
-    /// Tells whether reading is paused.
+    /// Tells whether the protocol paused reading (`pause_reading`).
     pub fn reading_paused(&self) -> bool {
-        self.shared.has(flags::READ_PAUSED)
+        self.shared.machine.borrow().reading_paused()
     }
 
-    /// Returns the number of bytes written but not yet sent.
+    /// Returns the number of bytes written but not yet taken by the kernel.
     pub fn buffered(&self) -> usize {
-        self.shared.out.borrow().len()
+        self.shared.buffered()
     }
 
-    /// Returns this connection's output limits (watermark and hard cap).
+    /// Returns this connection's output limits (watermarks and hard cap).
     pub fn output_limits(&self) -> OutputLimits {
-        self.shared.limits
+        self.shared.machine.borrow().limits()
     }
 
     /// Returns the remote address (Twisted's `getPeer()`).
@@ -419,60 +335,27 @@ impl TransportHandle {
 
     /// Tells whether the connection is still up.
     pub fn connected(&self) -> bool {
-        !self.shared.has(flags::LOST)
+        self.shared.machine.borrow().connected()
     }
 
     /// Stops reading from the peer, as [`Transport::pause_reading`].
     pub fn pause_reading(&self) {
-        self.shared.set(flags::READ_PAUSED);
+        self.shared.machine.borrow_mut().pause_reading();
     }
 
     /// Resumes reading and wakes the connection, as [`Transport::resume_reading`].
     pub fn resume_reading(&self) {
-        self.shared.unset(flags::READ_PAUSED);
+        self.shared.machine.borrow_mut().resume_reading();
         self.shared.wake();
     }
 
     /// Tells whether a close is pending.
     pub fn disconnecting(&self) -> bool {
-        self.shared.has(flags::LOSING | flags::ABORTING)
+        self.shared.machine.borrow().disconnecting()
     }
 
-    /// Returns the number of bytes written but not yet sent.
+    /// Returns the number of bytes written but not yet taken by the kernel.
     pub fn buffered(&self) -> usize {
-        self.shared.out.borrow().len()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn outbuf_keeps_order_across_copied_and_queued_writes() {
-        let mut b = OutBuf::default();
-        b.push_slice(b"ab");
-        b.push_bytes(Bytes::from(vec![b'x'; COPY_THRESHOLD]));
-        b.push_slice(b"cd");
-        let mut got = Vec::new();
-        while !b.is_empty() {
-            let n = b.front().len().min(3);
-            got.extend_from_slice(&b.front()[..n]);
-            b.consume(n);
-        }
-        let mut want = b"ab".to_vec();
-        want.extend(std::iter::repeat_n(b'x', COPY_THRESHOLD));
-        want.extend_from_slice(b"cd");
-        assert_eq!(got, want);
-        assert_eq!(b.len(), 0);
-    }
-
-    #[test]
-    fn outbuf_frees_large_capacity_once_drained() {
-        let mut b = OutBuf::default();
-        b.push_slice(&vec![0u8; KEEP_CAPACITY * 2]);
-        let n = b.front().len();
-        b.consume(n);
-        assert!(b.tail.capacity() <= KEEP_CAPACITY);
+        self.shared.buffered()
     }
 }

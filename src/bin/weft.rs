@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! weft serve SERVICE [ENDPOINT ...] [--cores N] [--max-connections N]
-//!                    [--drain-timeout SECS] [--max-output-buffer BYTES] [--io native|glommio] [service options]
+//!                    [--drain-timeout SECS] [--max-output-buffer BYTES] [service options]
 //! ```
 //! The default endpoint is `tcp:8000`. When every shard listens, one line per
 //! endpoint goes to stderr: `listening on tcp:127.0.0.1:PORT (N shards)`. SIGINT or
@@ -22,7 +22,7 @@ use weft::services::{finger, framed, logger};
 use weft::{Factory, Server, ServerBuilder};
 
 const USAGE: &str = "usage: weft serve SERVICE [ENDPOINT ...] [--cores N] [--max-connections N]
-                  [--drain-timeout SECS] [--max-output-buffer BYTES] [--io native|glommio] [service options]
+                  [--drain-timeout SECS] [--max-output-buffer BYTES] [service options]
 
 services:
   echo [--framing F] [--max-length N] [--delimiter STR]
@@ -42,9 +42,6 @@ services:
                        (RFC 1288; FILE has user:status or user=status lines)
   logger --file PATH   append every line received to PATH
 
---io chooses the TCP data path: native (the default: weft's own io_uring ring per
-core, multishot receive and batched sends) or glommio (glommio's streams); the
-environment variable WEFT_IO sets the default the same way.
 
 ENDPOINT uses Twisted's syntax: tcp:PORT[:interface=ADDR][:backlog=N],
 tcp6:PORT[:interface=\\:\\:1], unix:PATH[:mode=660]; the default is tcp:8000.";
@@ -63,8 +60,6 @@ struct Options {
     delimiter: Option<Vec<u8>>,
     users: Option<String>,
     log_file: Option<String>,
-    /// `--io`: None leaves the library's default (native unless `WEFT_IO=glommio`).
-    native_io: Option<bool>,
 }
 
 fn parse_args(args: &[String]) -> Result<Options, String> {
@@ -89,7 +84,6 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         delimiter: None,
         users: None,
         log_file: None,
-        native_io: None,
     };
     fn value<'a>(
         it: &mut impl Iterator<Item = &'a String>,
@@ -119,14 +113,6 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             "--delimiter" => o.delimiter = Some(framed::parse_delimiter(value(&mut it, a)?)?),
             "--users" => o.users = Some(value(&mut it, a)?.clone()),
             "--file" => o.log_file = Some(value(&mut it, a)?.clone()),
-            "--io" => {
-                o.native_io = Some(match value(&mut it, a)?.as_str() {
-                    "native" => true,
-                    "glommio" => false,
-                    other => return Err(format!("--io: {other:?} is neither native nor glommio")),
-                })
-            }
-            "--native-io" => o.native_io = Some(true), // the flag of weft 0.1, kept
             "-h" | "--help" => return Err(String::new()),
             flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
             endpoint => o.endpoints.push(endpoint.to_string()),
@@ -157,9 +143,6 @@ where
 
 fn run(o: Options) -> Result<(), String> {
     let mut b = Server::builder().handle_signals(true);
-    if let Some(on) = o.native_io {
-        b = b.native_io(on);
-    }
     if let Some(n) = o.cores {
         b = b.cores(n);
     }

@@ -287,9 +287,9 @@ async fn attempt<F: ClientFactory>(c: Connector, factory: Rc<RefCell<F>>, option
         factory,
         connector: c.clone(),
     };
-    if let Err(e) = runtime::client::start(dialed, client) {
+    if let Err(e) = runtime::dial::start(dialed, client) {
         // Unreachable in practice: the dial just succeeded on this very shard.
-        tracing::error!("{c}: {e}");
+        tracing::error!("{c}: {e:?}");
         c.inner.state.set(ConnectorState::Disconnected);
     }
 }

@@ -2,7 +2,7 @@
 //! and a sleep on the reactor's clock.
 //!
 //! They are `Rc`-based (a client never leaves its shard) and know nothing of the
-//! executor, so the same code runs under glommio and under the test task pool.
+//! executor, so the same code runs on a shard and under the test task pool.
 
 use std::cell::{Cell, RefCell};
 use std::future::{poll_fn, Future};
@@ -10,7 +10,6 @@ use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
-use crate::clock::DelayedCall;
 use crate::reactor::Reactor;
 
 /// A flag that, once raised, stays raised and wakes whoever waits on it.
@@ -85,17 +84,5 @@ impl<T> Oneshot<T> {
 /// Completes `d` from now on the reactor's clock (manual in tests). Dropping it
 /// cancels the timer.
 pub(crate) async fn sleep(reactor: &Reactor, d: Duration) {
-    let fired = Rc::new(Signal::default());
-    let f = Rc::clone(&fired);
-    let call = Cancel(reactor.call_later(d, move || f.raise()));
-    fired.wait().await;
-    drop(call);
-}
-
-struct Cancel(DelayedCall);
-
-impl Drop for Cancel {
-    fn drop(&mut self) {
-        let _ = self.0.cancel();
-    }
+    reactor.sleep(d).await
 }

@@ -1,564 +1,500 @@
-//! One connection's task: read, call the protocol, send, close.
+//! Connections on the shard's ring: moving bytes and completions between the ring
+//! and each connection's machine and protocol.
 //!
 //! ```text
-//!   poll ─► abort requested? ───────────────────────────────► close with RST
-//!     │
-//!     ├─► read (up to the read budget, into the shard's buffer) ─► data_received
-//!     │     EOF: half-closeable → read_connection_lost, else close (ConnectionDone)
-//!     ├─► send what the callbacks wrote (one send per batch)
-//!     ├─► flow control: > high watermark → pause_producing; drained → resume_producing;
-//!     │                 > hard cap → abort (OutputLimitExceeded, logged)
-//!     └─► lose_connection pending and output drained → shutdown(RDWR), close
+//!  recv CQE ─► slot holds the buffer ─┐
+//!  send CQE ─► output advances ───────┼─► service list ─► service_conn:
+//!  a handle wrote / closed ───────────┘     deliver held buffers (data_received,
+//!                                           straight from the provided buffer)
+//!                                           ─► EOF / errors to the machine
+//!                                           ─► flow control (pause/resume_producing)
+//!                                           ─► the end? close the slot, connection_lost
+//!                                           ─► one send from the output buffer
+//!                                           ─► arm or cancel the receive
 //! ```
 //!
-//! The task owns the protocol, its `Transport` and the socket; `TransportHandle`s
-//! reach the same output buffer and wake the task. `connection_lost` runs exactly
-//! once, after the socket is closed, whatever the path.
+//! The rules (when to read, pause, close, and why) are the connection machine's
+//! (`crate::connection::machine`); the ring's bookkeeping is the slot's
+//! (`ring/slot.rs`). This file only moves between them, and runs the protocol's
+//! callbacks, each under `catch_unwind`: a panic ends that connection only.
 
-use std::future::poll_fn;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
-use std::pin::Pin;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::rc::Rc;
-use std::task::{Context, Poll};
 
-use futures_lite::io::{AsyncRead, AsyncWrite};
+use io_uring::opcode;
+use io_uring::types::Fd;
+use socket2::SockRef;
 
 use crate::address::Address;
+use crate::connection::machine::{Close, EofAction, Flow};
 use crate::protocol::Protocol;
 use crate::reason::Reason;
+use crate::runtime::ring::op::Op;
+use crate::runtime::ring::slot::{ReadEnd, Sent, Slot};
+use crate::runtime::ring::Completion;
 use crate::runtime::shard::{guarded, Shard};
 use crate::runtime::ShardStats;
-use crate::transport::{flags, ConnShared, Transport};
+use crate::transport::{ConnShared, Transport};
 
-/// A byte stream the driver can run: TCP, or UNIX (whose glommio type does not
-/// expose its descriptor, so it gets plain closes only).
-pub(crate) trait Socket: AsyncRead + AsyncWrite + Unpin + 'static {
-    /// The descriptor, for shutdown(2) and SO_LINGER.
-    fn fd(&self) -> Option<RawFd>;
-
-    /// The descriptor the driver may `recv` from directly before asking the socket
-    /// to wait for readiness (see `Conn::poll_recv`); `None` (the default) when the
-    /// socket does its own receiving, as the native data path does.
-    fn direct_recv_fd(&self) -> Option<RawFd> {
-        None
-    }
-
-    /// Output the socket accepted from the driver but the kernel has refused so far:
-    /// it counts with the output buffer against the watermark and the cap, so the
-    /// cap bounds everything held for a peer that does not read. 0 (the default)
-    /// for sockets whose writes go straight to the kernel.
-    fn unsent(&self) -> usize {
-        0
-    }
-
-    /// Closes the socket as `how` says. The default acts on `fd()` (shutdown(2) or
-    /// SO_LINGER 0) and drops the stream; the native data path overrides it to
-    /// send what it already accepted before the shutdown.
-    fn close(self, how: Close)
-    where
-        Self: Sized,
-    {
-        close_fd(self.fd(), how);
-        drop(self); // closes the descriptor
-    }
+/// A protocol and its transport, with the type erased: what the shard calls.
+pub(crate) trait Driven {
+    fn connection_made(&mut self) -> Result<(), String>;
+    fn data_received(&mut self, data: &[u8]) -> Result<(), String>;
+    fn read_connection_lost(&mut self) -> Result<(), String>;
+    fn flow(&mut self, f: Flow) -> Result<(), String>;
+    fn half_closeable(&self) -> bool;
+    fn connection_lost(self: Box<Self>, reason: Reason) -> Result<(), String>;
+    fn peer(&self) -> &Address;
 }
 
-impl Socket for glommio::net::TcpStream {
-    fn fd(&self) -> Option<RawFd> {
-        Some(self.as_raw_fd())
-    }
-
-    fn direct_recv_fd(&self) -> Option<RawFd> {
-        Some(self.as_raw_fd())
-    }
-}
-
-impl Socket for glommio::net::UnixStream {
-    fn fd(&self) -> Option<RawFd> {
-        None
-    }
-}
-
-/// How the socket is closed once the connection ends.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Close {
-    /// shutdown(SHUT_RDWR) then close: a FIN (Twisted's loseConnection).
-    Orderly,
-    /// SO_LINGER 0 then close: a reset (Twisted's abortConnection).
-    Reset,
-    /// The socket already failed; just close it.
-    Plain,
-}
-
-struct Conn<S, P> {
-    stream: S,
+struct Bound<P> {
     protocol: P,
     transport: Transport,
-    shared: Rc<ConnShared>,
-    shard: Rc<Shard>,
-    read_closed: bool,
 }
 
-/// Runs one accepted connection to its end.
-pub(crate) async fn run<S, P>(
-    shard: Rc<Shard>,
-    stream: S,
-    protocol: P,
-    peer: Address,
-    host: Address,
-) where
-    S: Socket,
-    P: Protocol,
-{
-    let shared = ConnShared::new(shard.config.limits);
-    let id = shard.register(&shared);
-    let transport = Transport::new(Rc::clone(&shared), shard.reactor.clone(), peer, host);
-    let mut conn = Conn {
-        stream,
-        protocol,
-        transport,
-        shared,
-        shard,
-        read_closed: false,
-    };
-    let outcome = match conn.callback(|p, t| p.connection_made(t)) {
-        Err(reason) => (reason, Close::Orderly),
-        Ok(()) => poll_fn(|cx| conn.poll(cx)).await,
-    };
-    let shard = Rc::clone(&conn.shard);
-    conn.finish(outcome);
-    shard.unregister(id);
-}
-
-impl<S, P> Conn<S, P>
-where
-    S: Socket,
-    P: Protocol,
-{
-    /// Runs a protocol callback; a panic becomes the connection's end.
-    fn callback(&mut self, f: impl FnOnce(&mut P, &mut Transport)) -> Result<(), Reason> {
+impl<P: Protocol> Driven for Bound<P> {
+    fn connection_made(&mut self) -> Result<(), String> {
         let (p, t) = (&mut self.protocol, &mut self.transport);
-        guarded(|| f(p, t)).map_err(|msg| {
-            tracing::error!(
-                shard = self.shard.index,
-                peer = %self.transport.peer(),
-                "protocol callback panicked: {msg}; closing this connection"
-            );
-            self.shared.out.borrow_mut().clear();
-            Reason::ProtocolFailure(msg)
+        guarded(|| p.connection_made(t))
+    }
+
+    fn data_received(&mut self, data: &[u8]) -> Result<(), String> {
+        let (p, t) = (&mut self.protocol, &mut self.transport);
+        guarded(|| p.data_received(data, t))
+    }
+
+    fn read_connection_lost(&mut self) -> Result<(), String> {
+        let (p, t) = (&mut self.protocol, &mut self.transport);
+        guarded(|| p.read_connection_lost(t))
+    }
+
+    fn flow(&mut self, f: Flow) -> Result<(), String> {
+        let (p, t) = (&mut self.protocol, &mut self.transport);
+        guarded(|| match f {
+            Flow::PauseProducing => p.pause_producing(t),
+            Flow::ResumeProducing => p.resume_producing(t),
         })
     }
 
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<(Reason, Close)> {
-        self.register_waker(cx);
-        loop {
-            if self.shared.has(flags::ABORTING) {
-                let reason = if self.shared.has(flags::SHUTDOWN) {
-                    Reason::Shutdown { drained: false }
-                } else {
-                    Reason::ConnectionAborted
-                };
-                return Poll::Ready((reason, Close::Reset));
-            }
-            if let Some(end) = self.read(cx) {
-                return Poll::Ready(end);
-            }
-            if self.shared.has(flags::ABORTING) {
-                continue; // a callback aborted: nothing is sent
-            }
-            // Pause before sending, as Twisted does on the write that crosses the mark:
-            // a send that drains everything must not hide the crossing.
-            if let Err(end) = self.check_high_watermark() {
-                return Poll::Ready(end);
-            }
-            if let Err(e) = self.flush(cx) {
-                return Poll::Ready((Reason::ConnectionLost(e), Close::Plain));
-            }
-            match self.flow_control() {
-                Err(end) => return Poll::Ready(end),
-                Ok(true) => continue, // a callback wrote or closed: go round again
-                Ok(false) => {}
-            }
-            if self.shared.has(flags::LOSING) && self.shared.out.borrow().is_empty() {
-                let reason = if self.shared.has(flags::SHUTDOWN) {
-                    Reason::Shutdown { drained: true }
-                } else {
-                    Reason::ConnectionDone
-                };
-                return Poll::Ready((reason, Close::Orderly));
-            }
-            return Poll::Pending;
-        }
+    fn half_closeable(&self) -> bool {
+        self.protocol.half_closeable()
     }
 
-    fn register_waker(&self, cx: &Context<'_>) {
-        let w = self.shared.waker.take();
-        let w = match w {
-            Some(w) if w.will_wake(cx.waker()) => w,
-            _ => cx.waker().clone(),
-        };
-        self.shared.waker.set(Some(w));
+    fn connection_lost(self: Box<Self>, reason: Reason) -> Result<(), String> {
+        let Bound { mut protocol, .. } = *self;
+        guarded(move || protocol.connection_lost(reason))
     }
 
-    /// Reads up to the budget and delivers each chunk; returns the end, if reached.
-    fn read(&mut self, cx: &mut Context<'_>) -> Option<(Reason, Close)> {
-        let budget = self.shard.config.read_budget;
-        let mut n_in = 0u64;
-        let mut exhausted = true;
-        for _ in 0..budget {
-            if self.read_closed
-                || self
-                    .shared
-                    .has(flags::LOSING | flags::ABORTING | flags::READ_PAUSED)
-            {
-                exhausted = false;
-                break;
-            }
-            let shard = Rc::clone(&self.shard);
-            let mut buf = shard.scratch.borrow_mut();
-            match self.poll_recv(cx, &mut buf[..]) {
-                Poll::Ready(Ok(0)) => {
-                    drop(buf);
-                    ShardStats::add(&self.shard.stats.bytes_in, n_in);
-                    return self.peer_closed(cx);
-                }
-                Poll::Ready(Ok(n)) => {
-                    n_in += n as u64;
-                    let data = &buf[..n];
-                    let (p, t) = (&mut self.protocol, &mut self.transport);
-                    if let Err(msg) = guarded(|| p.data_received(data, t)) {
-                        drop(buf);
-                        tracing::error!(
-                            shard = self.shard.index,
-                            peer = %self.transport.peer(),
-                            "data_received panicked: {msg}; closing this connection"
-                        );
-                        self.shared.out.borrow_mut().clear();
-                        ShardStats::add(&self.shard.stats.bytes_in, n_in);
-                        return Some((Reason::ProtocolFailure(msg), Close::Orderly));
-                    }
-                }
-                Poll::Ready(Err(e)) => {
-                    ShardStats::add(&self.shard.stats.bytes_in, n_in);
-                    return Some((Reason::ConnectionLost(e), Close::Plain));
-                }
-                Poll::Pending => {
-                    exhausted = false;
-                    break;
-                }
-            }
-        }
-        ShardStats::add(&self.shard.stats.bytes_in, n_in);
-        if exhausted {
-            // Budget used up with data still coming: let the other connections run.
-            cx.waker().wake_by_ref();
-        }
-        None
-    }
-
-    /// Reads with a plain non-blocking `recv` first and asks glommio to wait for
-    /// readiness only when that would block.
-    ///
-    /// glommio's own `poll_read` arms an io_uring readiness poll after every short
-    /// read, betting that the next read would block. Under pipelined load that path
-    /// left shards asleep with data unread in their sockets (16 of 16 connections
-    /// stalled for seconds with `loadgen --depth 4`), and the extra poll costs an SQE,
-    /// a completion and an allocation per message. Going to glommio only after
-    /// `EAGAIN` avoids both; sockets without a descriptor of ours use glommio alone.
-    fn poll_recv(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        if let Some(fd) = self.stream.direct_recv_fd() {
-            // SAFETY: `fd` is the connection's socket, owned by `self.stream` and open
-            // for the whole call; `buf` is a valid writable buffer of `buf.len()` bytes.
-            let n =
-                unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
-            if n >= 0 {
-                return Poll::Ready(Ok(n as usize));
-            }
-            let err = io::Error::last_os_error();
-            match err.kind() {
-                io::ErrorKind::WouldBlock => {}
-                io::ErrorKind::Interrupted => {}
-                _ => return Poll::Ready(Err(err)),
-            }
-        }
-        Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
-
-    /// The peer sent FIN.
-    fn peer_closed(&mut self, cx: &mut Context<'_>) -> Option<(Reason, Close)> {
-        self.read_closed = true;
-        if self.protocol.half_closeable() {
-            if let Err(r) = self.callback(|p, t| p.read_connection_lost(t)) {
-                return Some((r, Close::Orderly));
-            }
-            return None;
-        }
-        // A full close (Twisted drops unsent output here); weft first makes one
-        // non-blocking attempt to send what the last callbacks wrote.
-        let _ = self.flush(cx);
-        Some((Reason::ConnectionDone, Close::Orderly))
-    }
-
-    /// Sends buffered output until done or the socket would block.
-    fn flush(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
-        let mut sent = 0u64;
-        let result = loop {
-            let mut out = self.shared.out.borrow_mut();
-            if out.is_empty() {
-                break Ok(());
-            }
-            match Pin::new(&mut self.stream).poll_write(cx, out.front()) {
-                Poll::Ready(Ok(n)) => {
-                    out.consume(n);
-                    sent += n as u64;
-                }
-                Poll::Ready(Err(e)) => break Err(e),
-                Poll::Pending => break Ok(()),
-            }
-        };
-        if sent > 0 {
-            ShardStats::add(&self.shard.stats.bytes_out, sent);
-        }
-        result
-    }
-
-    /// Output held for the peer that the kernel has not taken: the output buffer
-    /// and what the socket could not place yet.
-    fn buffered(&self) -> usize {
-        self.shared.out.borrow().len() + self.stream.unsent()
-    }
-
-    /// Applies the watermark and the hard cap. `Ok(true)`: a callback ran and may
-    /// have written, so the caller goes round again.
-    fn flow_control(&mut self) -> Result<bool, (Reason, Close)> {
-        let buffered = self.buffered();
-        let limits = self.shared.limits;
-        if buffered > limits.max_buffer {
-            tracing::warn!(
-                shard = self.shard.index,
-                peer = %self.transport.peer(),
-                "aborting connection: {buffered} bytes of output buffered, over the cap of {}",
-                limits.max_buffer
-            );
-            return Err((
-                Reason::OutputLimitExceeded {
-                    buffered,
-                    limit: limits.max_buffer,
-                },
-                Close::Reset,
-            ));
-        }
-        let paused = self.shared.has(flags::PRODUCER_PAUSED);
-        if buffered > limits.high_watermark && !paused {
-            self.check_high_watermark()?;
-            return Ok(false);
-        }
-        if buffered == 0 && paused {
-            self.shared.unset(flags::PRODUCER_PAUSED);
-            self.callback(|p, t| p.resume_producing(t))
-                .map_err(|r| (r, Close::Orderly))?;
-            return Ok(!self.shared.out.borrow().is_empty());
-        }
-        Ok(false)
-    }
-
-    /// Tells the protocol to pause producing if its output passed the high watermark.
-    fn check_high_watermark(&mut self) -> Result<(), (Reason, Close)> {
-        let buffered = self.buffered();
-        if buffered > self.shared.limits.high_watermark && !self.shared.has(flags::PRODUCER_PAUSED)
-        {
-            self.shared.set(flags::PRODUCER_PAUSED);
-            self.callback(|p, t| p.pause_producing(t))
-                .map_err(|r| (r, Close::Orderly))?;
-        }
-        Ok(())
-    }
-
-    /// Closes the socket as `how` says and delivers `connection_lost`, exactly once.
-    fn finish(self, (reason, how): (Reason, Close)) {
-        self.shared.set(flags::LOST);
-        self.shared.out.borrow_mut().clear();
-        self.shared.waker.take();
-        let Conn {
-            stream,
-            mut protocol,
-            transport,
-            shard,
-            ..
-        } = self;
-        stream.close(how);
-        match &reason {
-            Reason::ConnectionDone | Reason::Shutdown { drained: true } => {
-                tracing::trace!(shard = shard.index, peer = %transport.peer(), "{reason}")
-            }
-            _ => tracing::debug!(shard = shard.index, peer = %transport.peer(), "{reason}"),
-        }
-        if let Err(msg) = guarded(|| protocol.connection_lost(reason)) {
-            tracing::error!(shard = shard.index, "connection_lost panicked: {msg}");
-        }
+    fn peer(&self) -> &Address {
+        self.transport.peer()
     }
 }
 
-/// shutdown(2) (Orderly) or SO_LINGER 0 (Reset) on `fd`, the default close.
-fn close_fd(fd: Option<RawFd>, how: Close) {
-    match (how, fd) {
-        (_, None) | (Close::Plain, _) => {}
-        (Close::Orderly, Some(fd)) => {
-            // SAFETY: `fd` belongs to the stream, which the caller drops only after
-            // this returns; shutdown(2) does not release it.
-            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
-        }
-        (Close::Reset, Some(fd)) => {
-            let linger = libc::linger {
-                l_onoff: 1,
-                l_linger: 0,
-            };
-            // SAFETY: as above; `linger` is a valid SO_LINGER value that lives
-            // across the call, and its size is passed exactly.
-            unsafe {
-                libc::setsockopt(
-                    fd,
-                    libc::SOL_SOCKET,
-                    libc::SO_LINGER,
-                    (&linger as *const libc::linger).cast(),
-                    std::mem::size_of::<libc::linger>() as libc::socklen_t,
-                )
-            };
-        }
-    }
+/// One connection on the shard: its ring slot, its shared state, its protocol.
+pub(crate) struct Entry {
+    slot: Slot,
+    /// Owns the descriptor: closed when the entry is released, after the last CQE.
+    sock: OwnedFd,
+    shared: Rc<ConnShared>,
+    /// `None` while a callback runs, and after `connection_lost`.
+    driver: Option<Box<dyn Driven>>,
+    /// `connection_lost` was delivered; the entry waits for its requests.
+    lost: bool,
+    /// Output counted in the shard's total for this connection.
+    accounted: usize,
 }
 
-#[cfg(test)]
-mod tests {
-    //! The driver against an in-memory socket that is always ready, so the executor
-    //! never parks: what is counted is weft's own per-message work.
-    use super::*;
-    use std::alloc::{GlobalAlloc, Layout, System};
-    use std::cell::Cell;
-    use std::sync::Arc;
-
-    use crate::clock::Clock;
-    use crate::runtime::listener::Handoff;
-    use crate::runtime::Config;
-    use crate::services::wire::Echo;
-    use crate::transport::OutputLimits;
-
-    struct Counting;
-    thread_local!(static COUNT: Cell<Option<u64>> = const { Cell::new(None) });
-
-    fn count_one() {
-        // try_with: the allocator also runs while thread-locals are torn down.
-        let _ = COUNT.try_with(|c| {
-            if let Some(n) = c.get() {
-                c.set(Some(n + 1));
-            }
-        });
-    }
-
-    // SAFETY: every call is forwarded unchanged to the system allocator; counting
-    // has no effect on the memory handed out.
-    unsafe impl GlobalAlloc for Counting {
-        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-            count_one();
-            // SAFETY: forwarded with the caller's layout.
-            unsafe { System.alloc(layout) }
-        }
-        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-            // SAFETY: `ptr` came from `System.alloc` with this layout.
-            unsafe { System.dealloc(ptr, layout) }
-        }
-        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, size: usize) -> *mut u8 {
-            count_one();
-            // SAFETY: `ptr` came from `System.alloc` with this layout.
-            unsafe { System.realloc(ptr, layout, size) }
-        }
-    }
-
-    #[global_allocator]
-    static GLOBAL: Counting = Counting;
-
-    /// Hands out `messages` reads of 64 bytes, then EOF; counts the bytes written
-    /// back and starts counting allocations after `warmup` reads.
-    struct MemSocket {
-        reads_left: u64,
-        warmup: u64,
-        written: Rc<Cell<u64>>,
-    }
-
-    impl AsyncRead for MemSocket {
-        fn poll_read(
-            mut self: Pin<&mut Self>,
-            _cx: &mut Context<'_>,
-            buf: &mut [u8],
-        ) -> Poll<io::Result<usize>> {
-            if self.reads_left == 0 {
-                return Poll::Ready(Ok(0));
-            }
-            self.reads_left -= 1;
-            if self.reads_left == self.warmup {
-                COUNT.with(|c| c.set(Some(0)));
-            }
-            buf[..64].fill(7);
-            Poll::Ready(Ok(64))
-        }
-    }
-
-    impl AsyncWrite for MemSocket {
-        fn poll_write(
-            self: Pin<&mut Self>,
-            _cx: &mut Context<'_>,
-            buf: &[u8],
-        ) -> Poll<io::Result<usize>> {
-            self.written.set(self.written.get() + buf.len() as u64);
-            Poll::Ready(Ok(buf.len()))
-        }
-        fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
-        fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
-    }
-
-    impl Socket for MemSocket {
-        fn fd(&self) -> Option<RawFd> {
-            None
-        }
-    }
-
-    #[test]
-    fn the_echo_path_allocates_nothing_per_message_in_steady_state() {
-        const MESSAGES: u64 = 20_000;
-        let ex = glommio::LocalExecutorBuilder::default()
-            .io_memory(64 * 1024)
-            .make()
-            .expect("an executor (io_uring is required)");
-        let written = Rc::new(Cell::new(0));
-        let w = Rc::clone(&written);
-        let allocs = ex.run(async move {
-            let config = Arc::new(Config {
-                limits: OutputLimits::default(),
-                drain_timeout: std::time::Duration::from_secs(1),
-                read_budget: 16,
-                nodelay: true,
-                native_io: false,
+impl Shard {
+    /// Starts serving `protocol` on the connected socket `sock`.
+    pub(crate) fn adopt<P: Protocol>(
+        self: &Rc<Self>,
+        sock: OwnedFd,
+        protocol: P,
+        peer: Address,
+        host: Address,
+    ) {
+        let id = {
+            let mut conns = self.conns.borrow_mut();
+            let id = conns.vacant_key();
+            let shared = ConnShared::served(self.config.limits, id, Rc::clone(&self.service));
+            shared
+                .machine
+                .borrow_mut()
+                .set_backpressure(protocol.backpressure());
+            let transport = Transport::new(Rc::clone(&shared), self.reactor.clone(), peer, host);
+            conns.insert(Entry {
+                slot: Slot::new(sock.as_raw_fd()),
+                sock,
+                shared,
+                driver: Some(Box::new(Bound {
+                    protocol,
+                    transport,
+                })),
+                lost: false,
+                accounted: 0,
             });
-            let shard = Shard::new(0, 1, config, Arc::default(), Clock::real(), Handoff::new(1));
-            let sock = MemSocket {
-                reads_left: MESSAGES + 1000,
-                warmup: MESSAGES,
-                written: w,
+            id
+        };
+        self.live.set(self.live.get() + 1);
+        ShardStats::add(&self.stats.open, 1);
+        self.call(id, |d| d.connection_made());
+        let conns = self.conns.borrow();
+        let shared = &conns[id].shared;
+        if self.stopping.get() {
+            shared.begin_shutdown();
+        }
+        shared.wake();
+    }
+
+    /// Runs one protocol callback of connection `id`; a panic ends the connection
+    /// (its output discarded) and is logged with the peer.
+    fn call(&self, id: usize, f: impl FnOnce(&mut dyn Driven) -> Result<(), String>) {
+        let mut driver = {
+            let mut conns = self.conns.borrow_mut();
+            match conns.get_mut(id).and_then(|e| e.driver.take()) {
+                Some(d) => d,
+                None => return,
+            }
+        };
+        let result = f(&mut *driver);
+        let mut conns = self.conns.borrow_mut();
+        let e = &mut conns[id];
+        if let Err(msg) = result {
+            ShardStats::add(&self.stats.panics, 1);
+            tracing::error!(
+                shard = self.index,
+                peer = %driver.peer(),
+                "protocol callback panicked: {msg}; closing this connection"
+            );
+            e.shared.machine.borrow_mut().handle_panic(msg);
+            e.shared.out.borrow_mut().clear();
+        }
+        e.driver = Some(driver);
+    }
+
+    pub(crate) fn on_recv(&self, id: usize, c: Completion) {
+        let mut conns = self.conns.borrow_mut();
+        let Some(e) = conns.get_mut(id) else {
+            if let Some(b) = c.buffer() {
+                self.ring.borrow_mut().give_back(b);
+            }
+            return;
+        };
+        if let Some(b) = e.slot.on_recv(c.result, c.more(), c.buffer()) {
+            self.ring.borrow_mut().give_back(b);
+        }
+        if e.lost {
+            drop(conns);
+            self.maybe_release(id);
+        } else {
+            e.shared.wake();
+        }
+    }
+
+    pub(crate) fn on_send(&self, id: usize, res: i32) {
+        let mut conns = self.conns.borrow_mut();
+        let Some(e) = conns.get_mut(id) else { return };
+        match e.slot.on_send(res) {
+            Sent::Bytes(n) => {
+                e.shared.out.borrow_mut().end_send(n);
+                ShardStats::add(&self.stats.bytes_out, n as u64);
+            }
+            Sent::Cancelled | Sent::Failed(_) => e.shared.out.borrow_mut().end_send(0),
+        }
+        if e.lost {
+            drop(conns);
+            self.maybe_release(id);
+        } else {
+            e.shared.wake();
+        }
+    }
+
+    pub(crate) fn on_cancel(&self, id: usize) {
+        if let Some(e) = self.conns.borrow_mut().get_mut(id) {
+            e.slot.on_cancel();
+        }
+        self.maybe_release(id);
+    }
+
+    /// Applies everything that happened to connection `id` since it was last
+    /// serviced; see the module doc.
+    pub(crate) fn service_conn(&self, id: usize) {
+        {
+            let conns = self.conns.borrow();
+            match conns.get(id) {
+                Some(e) if !e.lost => e.shared.serviced(),
+                _ => return,
+            }
+        }
+        self.deliver(id);
+        self.read_end(id);
+        self.flow(id);
+        let end = {
+            let conns = self.conns.borrow();
+            let e = &conns[id];
+            let buffered = e.shared.out.borrow().len();
+            let end = e.shared.machine.borrow_mut().poll_end(buffered);
+            end
+        };
+        if let Some((reason, how)) = end {
+            self.finish(id, reason, how);
+            return;
+        }
+        self.submit_io(id);
+    }
+
+    /// Delivers held buffers while the connection wants to read.
+    fn deliver(&self, id: usize) {
+        loop {
+            let held = {
+                let mut conns = self.conns.borrow_mut();
+                let e = &mut conns[id];
+                if e.lost || !e.shared.machine.borrow().wants_read() {
+                    return;
+                }
+                match e.slot.next_held() {
+                    Some(h) => h,
+                    None => return,
+                }
             };
-            let peer = Address::Unix(None);
-            run(shard, sock, Echo, peer.clone(), peer).await;
-            COUNT.with(|c| c.take())
-        });
-        assert_eq!(written.get(), (MESSAGES + 1000) * 64, "every byte echoed");
-        let allocs = allocs.expect("counting started");
-        eprintln!("{allocs} allocations while echoing {MESSAGES} messages");
-        // The end of the connection (deregistration, logging) may allocate a little;
-        // the 20 000 messages before it must not.
-        assert!(allocs < 10, "{allocs} allocations for {MESSAGES} messages");
+            let (ptr, len) = self
+                .ring
+                .borrow()
+                .buffer_bytes(held.bid, held.len as usize);
+            // SAFETY: buffer `held.bid` was filled by the kernel and taken off the
+            // ring (its CQE was reaped); it is given back only below, after the
+            // callback returned, so the kernel does not write into it meanwhile.
+            // The pool lives as long as the ring, which lives as long as the shard
+            // that is running this call. The slice does not escape the callback.
+            let data = unsafe { std::slice::from_raw_parts(ptr, len) };
+            self.call(id, |d| d.data_received(data));
+            self.ring.borrow_mut().give_back(held.bid);
+            ShardStats::add(&self.stats.bytes_in, len as u64);
+        }
+    }
+
+    /// Hands the end of the read side, and send errors, to the machine.
+    fn read_end(&self, id: usize) {
+        let (end, send_error, half_closeable) = {
+            let mut conns = self.conns.borrow_mut();
+            let e = &mut conns[id];
+            let hc = e.driver.as_ref().is_some_and(|d| d.half_closeable());
+            (e.slot.take_read_end(), e.slot.take_send_error(), hc)
+        };
+        let conns = self.conns.borrow();
+        let shared = Rc::clone(&conns[id].shared);
+        drop(conns);
+        match end {
+            Some(ReadEnd::Eof) => {
+                let action = shared.machine.borrow_mut().handle_eof(half_closeable);
+                if action == EofAction::ReadConnectionLost {
+                    self.call(id, |d| d.read_connection_lost());
+                }
+            }
+            Some(ReadEnd::Failed(errno)) => shared
+                .machine
+                .borrow_mut()
+                .handle_error(io::Error::from_raw_os_error(errno)),
+            Some(ReadEnd::Open | ReadEnd::Reported) | None => {}
+        }
+        if let Some(errno) = send_error {
+            shared
+                .machine
+                .borrow_mut()
+                .handle_error(io::Error::from_raw_os_error(errno));
+            shared.out.borrow_mut().clear();
+        }
+    }
+
+    /// Runs the watermark and the cap, calling pause/resume_producing as told.
+    fn flow(&self, id: usize) {
+        loop {
+            let event = {
+                let conns = self.conns.borrow();
+                let e = &conns[id];
+                let buffered = e.shared.out.borrow().len();
+                let ev = e.shared.machine.borrow_mut().poll_flow(buffered);
+                ev
+            };
+            match event {
+                Some(f) => {
+                    if f == Flow::PauseProducing {
+                        ShardStats::add(&self.stats.pauses, 1);
+                    }
+                    self.call(id, |d| d.flow(f));
+                }
+                None => return,
+            }
+        }
+    }
+
+    /// Queues the connection's send and arms or cancels its receive.
+    fn submit_io(&self, id: usize) {
+        let mut conns = self.conns.borrow_mut();
+        let e = &mut conns[id];
+        let mut ring = self.ring.borrow_mut();
+        {
+            let mut out = e.shared.out.borrow_mut();
+            if !e.slot.sending() && !out.is_empty() {
+                let (ptr, len) = out.begin_send();
+                let len = len.min(u32::MAX as usize) as u32;
+                let sqe = opcode::Send::new(Fd(e.slot.fd), ptr, len)
+                    .flags(libc::MSG_NOSIGNAL)
+                    .build()
+                    .user_data(Op::Send(id).encode());
+                // SAFETY: `ptr..ptr+len` is the frozen front of the connection's
+                // output buffer: `OutBuf` neither moves nor frees it until
+                // `end_send`, which runs on this send's CQE. The buffer lives in
+                // `e.shared`, which the entry keeps until it is released, and the
+                // entry is released only once its slot counts no request in
+                // flight (`Slot::releasable`). The descriptor is owned by the entry
+                // for as long.
+                unsafe { ring.push(&sqe) };
+                e.slot.send_started();
+            }
+            let buffered = out.len();
+            // The shard's total includes this connection's last count (`accounted`).
+            self.buffered_total
+                .set(self.buffered_total.get() - e.accounted + buffered);
+            e.accounted = buffered;
+        }
+        if e.slot.should_arm(ring.buffers_free()) {
+            let sqe = opcode::RecvMulti::new(Fd(e.slot.fd), crate::runtime::ring::bufs::BGID)
+                .build()
+                .user_data(Op::Recv(id).encode());
+            // SAFETY: the receive names only the descriptor (owned by the entry
+            // until its release, after this request's final CQE) and the provided
+            // buffer pool (freed only after the ring has nothing in flight).
+            unsafe { ring.push(&sqe) };
+            e.slot.armed();
+        } else if e.slot.should_cancel_recv() {
+            ring.cancel(Op::Recv(id), Op::Cancel(id));
+            e.slot.cancelling_recv();
+        }
+    }
+
+    /// Closes connection `id` as `how` says and delivers `connection_lost`.
+    fn finish(&self, id: usize, reason: Reason, how: Close) {
+        let driver = {
+            let mut conns = self.conns.borrow_mut();
+            let e = &mut conns[id];
+            e.lost = true;
+            e.shared.machine.borrow_mut().mark_lost();
+            e.shared.out.borrow_mut().clear();
+            let (held, cancel) = e.slot.close();
+            let mut ring = self.ring.borrow_mut();
+            for b in held {
+                ring.give_back(b);
+            }
+            let sock = SockRef::from(&e.sock);
+            match how {
+                Close::Orderly => {
+                    let _ = sock.shutdown(std::net::Shutdown::Both);
+                }
+                Close::Reset => {
+                    let _ = sock.set_linger(Some(std::time::Duration::ZERO));
+                }
+                Close::Plain => {}
+            }
+            if cancel {
+                ring.cancel_fd(e.slot.fd, Op::Cancel(id));
+                e.slot.cancelling_all();
+            }
+            self.buffered_total
+                .set(self.buffered_total.get().saturating_sub(e.accounted));
+            e.accounted = 0;
+            e.driver.take()
+        };
+        self.live.set(self.live.get() - 1);
+        ShardStats::sub(&self.stats.open, 1);
+        self.stats.closed(&reason);
+        if let Some(d) = driver {
+            match &reason {
+                Reason::ConnectionDone | Reason::Shutdown { drained: true } => {
+                    tracing::trace!(shard = self.index, peer = %d.peer(), "{reason}")
+                }
+                Reason::OutputLimitExceeded { .. } => {
+                    tracing::warn!(shard = self.index, peer = %d.peer(), "aborting connection: {reason}")
+                }
+                _ => tracing::debug!(shard = self.index, peer = %d.peer(), "{reason}"),
+            }
+            if let Err(msg) = d.connection_lost(reason) {
+                self.report_panic("connection_lost", &msg);
+            }
+        }
+        self.maybe_release(id);
+        if self.live.get() == 0 {
+            self.wake_drained();
+        }
+    }
+
+    /// Releases a lost connection's entry (closing its descriptor) once nothing of
+    /// it is in flight.
+    fn maybe_release(&self, id: usize) {
+        let mut conns = self.conns.borrow_mut();
+        let releasable = conns
+            .get(id)
+            .is_some_and(|e| e.lost && e.slot.releasable());
+        if releasable {
+            drop(conns.remove(id)); // closes the descriptor
+            if conns.is_empty() {
+                drop(conns);
+                self.wake_drained();
+            }
+        }
+    }
+
+    /// Aborts the connections holding the most output while the shard's total is
+    /// over its budget.
+    pub(crate) fn enforce_budget(&self) {
+        let budget = self.config.shard_output_budget;
+        while self.buffered_total.get() > budget {
+            let victim = {
+                let conns = self.conns.borrow();
+                conns
+                    .iter()
+                    .filter(|(_, e)| !e.lost)
+                    .max_by_key(|(_, e)| e.shared.out.borrow().len())
+                    .map(|(id, e)| (id, e.shared.out.borrow().len()))
+            };
+            let Some((id, buffered)) = victim else { return };
+            if buffered == 0 {
+                return;
+            }
+            ShardStats::add(&self.stats.budget_aborts, 1);
+            tracing::warn!(
+                shard = self.index,
+                "the shard's output budget ({budget} bytes) is spent: aborting the connection holding the most ({buffered} bytes)"
+            );
+            {
+                let conns = self.conns.borrow();
+                let e = &conns[id];
+                e.shared.machine.borrow_mut().over_budget(buffered, budget);
+                e.shared.out.borrow_mut().clear();
+            }
+            self.service_conn(id);
+        }
+    }
+
+    /// Starts a graceful close of every connection (server shutdown).
+    pub(crate) fn shutdown_connections(&self) {
+        for (_, e) in self.conns.borrow().iter() {
+            if !e.lost {
+                e.shared.begin_shutdown();
+            }
+        }
+    }
+
+    /// Aborts every connection still open (the drain deadline passed).
+    pub(crate) fn abort_connections(&self) -> usize {
+        let mut n = 0;
+        for (_, e) in self.conns.borrow().iter() {
+            if !e.lost {
+                e.shared.force_shutdown();
+                n += 1;
+            }
+        }
+        n
     }
 }

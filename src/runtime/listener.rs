@@ -6,8 +6,8 @@
 //! from the kernel and the others bind that same port, so all shards share it.
 //!
 //! UNIX: a path can be bound by one socket only, so shard 0 accepts and hands each
-//! connection to the shards in turn (round-robin) through a channel; the receiving
-//! shard binds it to its executor and serves it there.
+//! connection to the shards in turn (round-robin) through a channel and the
+//! receiving shard's doorbell; that shard serves it on its own ring.
 //!
 //! Accept errors: `EMFILE`, `ENFILE`, `ENOBUFS` and `ENOMEM` (out of descriptors or
 //! memory) make the shard log once and back off (10 ms doubling to 1 s) instead of
@@ -15,17 +15,16 @@
 //! descriptors free up. `ECONNABORTED`, `EPERM` and `EINTR` are skipped.
 
 use std::io;
-use std::os::fd::{FromRawFd, IntoRawFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
-use std::sync::{Arc, Mutex};
-use std::task::{Poll, Waker};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
-use glommio::net::{AcceptedUnixStream, TcpListener, UnixListener, UnixStream};
 use socket2::{Domain, Protocol as SockProtocol, SockAddr, Socket, Type};
+
+use crate::runtime::doorbell::Doorbell;
 
 use crate::address::Address;
 use crate::endpoints::ServerEndpoint;
@@ -39,6 +38,7 @@ pub(crate) enum Bound {
     Unix {
         path: PathBuf,
         mode: u32,
+        backlog: u32,
         route: usize,
     },
 }
@@ -74,7 +74,7 @@ pub(crate) fn bind(
             path,
             mode,
             lockfile,
-            ..
+            backlog,
         } => {
             prepare_unix_path(path, *lockfile).map_err(err)?;
             let route = next_route();
@@ -82,6 +82,7 @@ pub(crate) fn bind(
                 .map(|_| Bound::Unix {
                     path: path.clone(),
                     mode: *mode,
+                    backlog: *backlog,
                     route,
                 })
                 .collect();
@@ -108,7 +109,6 @@ fn tcp_socket(addr: std::net::SocketAddr, backlog: u32) -> io::Result<Socket> {
     }
     s.set_reuse_address(true)?;
     s.set_reuse_port(true)?;
-    s.set_nonblocking(true)?;
     s.bind(&SockAddr::from(addr))?;
     s.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
     Ok(s)
@@ -139,19 +139,13 @@ fn prepare_unix_path(path: &Path, lockfile: bool) -> io::Result<()> {
     }
 }
 
-/// Takes ownership of a bound TCP socket as a glommio listener.
-pub(crate) fn tcp_listener(s: Socket) -> TcpListener {
-    let fd = s.into_raw_fd();
-    // SAFETY: `fd` is a bound, listening, non-blocking TCP socket whose ownership
-    // `into_raw_fd` just released to us; the listener becomes its only owner.
-    unsafe { TcpListener::from_raw_fd(fd) }
-}
-
 /// Binds a UNIX listener on this shard and applies the endpoint's file mode.
-pub(crate) fn unix_listener(path: &Path, mode: u32) -> io::Result<UnixListener> {
-    let l = UnixListener::bind(path).map_err(io::Error::from)?;
+pub(crate) fn unix_listener(path: &Path, mode: u32, backlog: u32) -> io::Result<Socket> {
+    let s = Socket::new(Domain::UNIX, Type::STREAM.cloexec(), None)?;
+    s.bind(&SockAddr::unix(path)?)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-    Ok(l)
+    s.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    Ok(s)
 }
 
 /// What an accept error means for the accept loop.
@@ -201,77 +195,47 @@ impl Backoff {
     }
 }
 
-struct Mailbox {
-    tx: Sender<(usize, AcceptedUnixStream)>,
-    waker: Mutex<Option<Waker>>,
-}
-
 /// Channels that carry accepted UNIX connections from shard 0 to the others.
 #[derive(Clone)]
 pub(crate) struct Handoff {
-    boxes: Arc<Vec<Mailbox>>,
-    receivers: Arc<Vec<Receiver<(usize, AcceptedUnixStream)>>>,
+    senders: Arc<Vec<Sender<(usize, OwnedFd)>>>,
+    receivers: Arc<Vec<Receiver<(usize, OwnedFd)>>>,
+    bells: Arc<Vec<Arc<Doorbell>>>,
 }
 
 impl Handoff {
-    pub(crate) fn new(shards: usize) -> Handoff {
-        let (boxes, receivers): (Vec<_>, Vec<_>) = (0..shards)
-            .map(|_| {
-                // Bounded: a shard that cannot keep up pushes back on shard 0's accept.
-                let (tx, rx) = crossbeam_channel::bounded(1024);
-                (
-                    Mailbox {
-                        tx,
-                        waker: Mutex::new(None),
-                    },
-                    rx,
-                )
-            })
-            .collect();
+    pub(crate) fn new(bells: Vec<Arc<Doorbell>>) -> Handoff {
+        // Bounded: a shard that cannot keep up pushes back on shard 0's accept.
+        let (senders, receivers) = bells
+            .iter()
+            .map(|_| crossbeam_channel::bounded(1024))
+            .unzip();
         Handoff {
-            boxes: Arc::new(boxes),
+            senders: Arc::new(senders),
             receivers: Arc::new(receivers),
+            bells: Arc::new(bells),
         }
     }
 
-    /// Sends a connection to `shard`; gives it back if that shard's box is full.
-    pub(crate) fn send(
-        &self,
-        shard: usize,
-        route: usize,
-        s: AcceptedUnixStream,
-    ) -> Result<(), AcceptedUnixStream> {
-        let b = &self.boxes[shard];
-        match b.tx.try_send((route, s)) {
+    /// Sends a connection (for the listener `route`) to `shard`; gives it back if
+    /// that shard's channel is full.
+    pub(crate) fn send(&self, shard: usize, route: usize, fd: OwnedFd) -> Result<(), OwnedFd> {
+        match self.senders[shard].try_send((route, fd)) {
             Ok(()) => {
-                if let Some(w) = b.waker.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-                    w.wake_by_ref();
-                }
+                self.bells[shard].ring();
                 Ok(())
             }
             Err(e) => Err(e.into_inner().1),
         }
     }
 
-    /// Receives the connections handed to `shard`, forever, passing each to `serve`.
-    pub(crate) async fn receive(&self, shard: usize, serve: Rc<dyn Fn(usize, UnixStream)>) {
-        let rx = &self.receivers[shard];
-        let b = &self.boxes[shard];
-        loop {
-            let got = std::future::poll_fn(|cx| {
-                if let Ok(v) = rx.try_recv() {
-                    return Poll::Ready(v);
-                }
-                *b.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
-                // Re-check: a send may have raced with the registration.
-                match rx.try_recv() {
-                    Ok(v) => Poll::Ready(v),
-                    Err(_) => Poll::Pending,
-                }
-            })
-            .await;
-            let (route, accepted) = got;
-            serve(route, accepted.bind_to_executor());
-        }
+    /// Takes one connection handed to `shard`, if any.
+    pub(crate) fn try_receive(&self, shard: usize) -> Option<(usize, OwnedFd)> {
+        self.receivers[shard].try_recv().ok()
+    }
+
+    /// Tells whether connections wait for `shard`.
+    pub(crate) fn pending(&self, shard: usize) -> bool {
+        !self.receivers[shard].is_empty()
     }
 }

@@ -5,13 +5,13 @@
 //!   ring:  [ entry ... ] + tail               page-aligned, registered with the kernel
 //!
 //!   kernel: takes the entry at head, receives into that buffer, posts a CQE naming it
-//!   weft:   copies the bytes out when the connection reads, then puts the buffer
-//!           back at the tail (`give_back`)
+//!   weft:   hands the bytes to `data_received` where they lie, then puts the
+//!           buffer back at the tail (`give_back`)
 //! ```
 //!
 //! Every buffer is at any time either on the ring (the kernel may write into it) or
-//! held by exactly one connection's receive queue (only weft touches it). The memory
-//! must outlive every receive that may still pick a buffer: the owner (`Inner` in
+//! held by exactly one connection (queued for `data_received`, or being read by it) (only weft touches it). The memory
+//! must outlive every receive that may still pick a buffer: the owner (`Ring` in
 //! `mod.rs`) frees the pool only after the ring has no request in flight, and leaks
 //! it rather than free it if that cannot be established.
 
@@ -23,13 +23,13 @@ use io_uring::types::BufRingEntry;
 use io_uring::IoUring;
 
 /// Bytes per provided buffer.
-pub(super) const BUF_SIZE: usize = 8 * 1024;
+pub(crate) const BUF_SIZE: usize = 8 * 1024;
 /// Buffers per shard (a power of two; 4 MiB of address space, touched only as used).
-pub(super) const BUF_COUNT: usize = 512;
+pub(crate) const BUF_COUNT: usize = 512;
 /// The buffer group id the receives name.
-pub(super) const BGID: u16 = 0;
+pub(crate) const BGID: u16 = 0;
 
-pub(super) struct BufPool {
+pub(crate) struct BufPool {
     ring: *mut BufRingEntry,
     ring_layout: Layout,
     data: *mut u8,
@@ -37,13 +37,13 @@ pub(super) struct BufPool {
     /// The next tail to publish (the kernel owns entries between its head and this).
     tail: u16,
     /// Buffers currently on the ring (the kernel may pick them).
-    pub(super) free: usize,
+    pub(crate) free: usize,
 }
 
 impl BufPool {
     /// Allocates the buffers, registers the ring with `ring` and hands every buffer
     /// to the kernel.
-    pub(super) fn new(ring: &IoUring) -> io::Result<BufPool> {
+    pub(crate) fn new(ring: &IoUring) -> io::Result<BufPool> {
         let ring_layout =
             Layout::from_size_align(BUF_COUNT * std::mem::size_of::<BufRingEntry>(), 4096)
                 .map_err(|_| io::Error::other("bad buffer-ring layout"))?;
@@ -116,13 +116,13 @@ impl BufPool {
     }
 
     /// Returns buffer `bid` to the kernel.
-    pub(super) fn give_back(&mut self, bid: u16) {
+    pub(crate) fn give_back(&mut self, bid: u16) {
         self.push(bid);
         self.publish();
     }
 
     /// Accounts for a buffer the kernel picked (a CQE named it).
-    pub(super) fn taken(&mut self) {
+    pub(crate) fn taken(&mut self) {
         self.free = self.free.saturating_sub(1);
     }
 
@@ -133,7 +133,7 @@ impl BufPool {
     }
 
     /// The first `len` bytes the kernel received into buffer `bid`, from `off`.
-    pub(super) fn bytes(&self, bid: u16, off: usize, len: usize) -> &[u8] {
+    pub(crate) fn bytes(&self, bid: u16, off: usize, len: usize) -> &[u8] {
         assert!((bid as usize) < BUF_COUNT && off <= len && len <= BUF_SIZE);
         // SAFETY: in bounds (asserted); the buffer is held by a receive queue, so the
         // kernel no longer writes into it until it is given back, and the slice's

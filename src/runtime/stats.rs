@@ -1,0 +1,155 @@
+//! The counters a shard publishes, and its summary at the end.
+//!
+//! Each counter has a single writer (its shard) that updates it with a plain load
+//! and store, so the hot path pays no atomic read-modify-write and touches no line
+//! another core writes; readers (a metrics scrape, `ServerHandle::stats`) see values
+//! at most one turn old.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::reason::Reason;
+
+/// Counters one shard publishes for other threads to read.
+#[derive(Debug, Default)]
+pub struct ShardStats {
+    pub(crate) accepted: AtomicU64,
+    pub(crate) refused: AtomicU64,
+    pub(crate) open: AtomicU64,
+    pub(crate) bytes_in: AtomicU64,
+    pub(crate) bytes_out: AtomicU64,
+    pub(crate) closed_done: AtomicU64,
+    pub(crate) closed_lost: AtomicU64,
+    pub(crate) closed_aborted: AtomicU64,
+    pub(crate) closed_output_limit: AtomicU64,
+    pub(crate) closed_shutdown: AtomicU64,
+    pub(crate) closed_protocol_failure: AtomicU64,
+    pub(crate) output_buffered: AtomicU64,
+    pub(crate) pauses: AtomicU64,
+    pub(crate) budget_aborts: AtomicU64,
+    pub(crate) turns: AtomicU64,
+    pub(crate) parks: AtomicU64,
+    pub(crate) wakeups: AtomicU64,
+    pub(crate) longest_turn_ns: AtomicU64,
+    pub(crate) ring_submitted: AtomicU64,
+    pub(crate) ring_completed: AtomicU64,
+    pub(crate) ring_enters: AtomicU64,
+    pub(crate) ring_no_buffers: AtomicU64,
+    pub(crate) timers_fired: AtomicU64,
+    pub(crate) tasks_polled: AtomicU64,
+    pub(crate) panics: AtomicU64,
+}
+
+macro_rules! getters {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(&self) -> u64 {
+                self.$name.load(Ordering::Relaxed)
+            }
+        )*
+    };
+}
+
+impl ShardStats {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.store(counter.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+    }
+
+    pub(crate) fn sub(counter: &AtomicU64, n: u64) {
+        counter.store(counter.load(Ordering::Relaxed).wrapping_sub(n), Ordering::Relaxed);
+    }
+
+    pub(crate) fn set(counter: &AtomicU64, v: u64) {
+        counter.store(v, Ordering::Relaxed);
+    }
+
+    /// Counts a connection's end under its reason.
+    pub(crate) fn closed(&self, reason: &Reason) {
+        let c = match reason {
+            Reason::ConnectionDone => &self.closed_done,
+            Reason::ConnectionLost(_) => &self.closed_lost,
+            Reason::ConnectionAborted => &self.closed_aborted,
+            Reason::OutputLimitExceeded { .. } => &self.closed_output_limit,
+            Reason::Shutdown { .. } => &self.closed_shutdown,
+            Reason::ProtocolFailure(_) => &self.closed_protocol_failure,
+        };
+        Self::add(c, 1);
+    }
+
+    getters! {
+        /// Returns the connections this shard accepted (refused ones included).
+        accepted,
+        /// Returns the connections the factory refused (`build_protocol` gave `None`).
+        refused,
+        /// Returns the connections open on this shard now.
+        open,
+        /// Returns the bytes read from peers.
+        bytes_in,
+        /// Returns the bytes the kernel took for sending.
+        bytes_out,
+        /// Returns the connections that ended cleanly (`ConnectionDone`).
+        closed_done,
+        /// Returns the connections that ended with an error (`ConnectionLost`).
+        closed_lost,
+        /// Returns the connections that were aborted (`ConnectionAborted`).
+        closed_aborted,
+        /// Returns the connections ended by the output cap or the shard's budget.
+        closed_output_limit,
+        /// Returns the connections ended by a server shutdown.
+        closed_shutdown,
+        /// Returns the connections ended by a panicking callback.
+        closed_protocol_failure,
+        /// Returns the bytes of output held for peers now (all connections).
+        output_buffered,
+        /// Returns how many times a connection's output passed its high watermark.
+        pauses,
+        /// Returns the connections aborted because the shard's output budget was spent.
+        budget_aborts,
+        /// Returns the turns of the shard's loop.
+        turns,
+        /// Returns the times the shard slept in its ring.
+        parks,
+        /// Returns the times another thread woke the shard through its doorbell.
+        wakeups,
+        /// Returns the longest turn of the loop so far, in nanoseconds (a stall detector).
+        longest_turn_ns,
+        /// Returns the SQEs the shard submitted.
+        ring_submitted,
+        /// Returns the CQEs the shard reaped.
+        ring_completed,
+        /// Returns the shard's io_uring_enter calls.
+        ring_enters,
+        /// Returns the receives that ended because the buffer pool ran dry.
+        ring_no_buffers,
+        /// Returns the `call_later` calls that ran.
+        timers_fired,
+        /// Returns the polls of spawned tasks.
+        tasks_polled,
+        /// Returns the panics caught in user code (callbacks, timers, tasks, handlers).
+        panics,
+    }
+}
+
+/// A shard's totals at the end of its run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardSummary {
+    /// The shard's index.
+    pub shard: usize,
+    /// Connections accepted.
+    pub accepted: u64,
+    /// Bytes read from peers.
+    pub bytes_in: u64,
+    /// Bytes sent to peers.
+    pub bytes_out: u64,
+}
+
+impl fmt::Display for ShardSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "shard {}: {} connections accepted, {} bytes in, {} bytes out",
+            self.shard, self.accepted, self.bytes_in, self.bytes_out
+        )
+    }
+}
