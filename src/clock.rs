@@ -261,7 +261,6 @@ impl Clock {
             self.advance(*s);
         }
     }
-
 }
 
 /// A scheduled call (Twisted's `IDelayedCall`).

@@ -86,8 +86,8 @@ pub mod testing;
 pub mod transport;
 
 pub use address::Address;
-pub use connection::Backpressure;
 pub use clock::{Clock, DelayedCall, DelayedCallError};
+pub use connection::Backpressure;
 pub use factory::Factory;
 pub use protocol::Protocol;
 pub use reactor::Reactor;

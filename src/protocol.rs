@@ -13,8 +13,8 @@
 //! is parsed. Asynchronous work is spawned on the shard (`Reactor::spawn_local`) and
 //! writes back later through a [`TransportHandle`](crate::TransportHandle).
 
-use crate::reason::Reason;
 use crate::connection::Backpressure;
+use crate::reason::Reason;
 use crate::transport::Transport;
 
 /// A connection's behaviour: Twisted's `IProtocol`, in snake_case.

@@ -208,35 +208,3 @@ fn bad_arguments_fail_with_a_message_naming_the_problem() {
     assert_eq!(code, Some(2));
     assert!(err.contains("--cores needs a value"), "{err}");
 }
-
-#[test]
-fn io_chooses_the_tcp_data_path_and_overrides_the_environment() {
-    // The native ring, when a shard used it, reports itself at debug level as the
-    // shard ends; glommio's streams never create it. The flag wins over WEFT_IO.
-    for (io, env, native) in [("native", "glommio", true), ("glommio", "native", false)] {
-        let p = WeftProcess::start_with(
-            &format!("WEFT_IO={env} RUST_LOG=info,weft::runtime::uring=debug"),
-            &[
-                "serve",
-                "echo",
-                "tcp:0:interface=127.0.0.1",
-                "--cores",
-                "1",
-                "--io",
-                io,
-            ],
-        );
-        assert_eq!(nc(p.tcp_addr(), b"ping\r\n", &["-N"]), b"ping\r\n");
-        let (code, log) = p.terminate();
-        assert_eq!(code, 0, "--io {io}: {log:?}");
-        let used = log.iter().any(|l| l.contains("native ring:"));
-        assert_eq!(used, native, "--io {io} (WEFT_IO={env}): {log:?}");
-    }
-    let out = Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(["serve", "echo", "--io", "uring"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--io: \"uring\""), "{err}");
-}

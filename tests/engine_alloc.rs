@@ -1,19 +1,12 @@
-//! Allocations per echo round trip over a real socket, whole process.
+//! Allocations per echo round trip over a real socket, whole process: zero in
+//! steady state, at one connection too.
 //!
-//! weft's own per-message path allocates nothing (the unit test
-//! `the_echo_path_allocates_nothing_per_message_in_steady_state` in
-//! `runtime/connection.rs` proves it with an always-ready socket). Over a real socket
-//! glommio 0.9's reactor allocates for itself each time the shard parks and each
-//! time it arms a readiness poll (a `Source` per poll, one for the preemption timer
-//! per park): 4 to 7 per ping-pong round trip measured here, more on an idle machine,
-//! where the shard parks on every message. The native data path (the default, see
-//! docs/architecture.md) makes no allocation per message itself, but with one
-//! ping-pong connection its driver parks after every message, and each park reads the
-//! ring's eventfd through glommio (a `Source`, a read buffer, its SQE chain: about 7
-//! more): 14.6 per round trip measured here against 7.0 on glommio's streams. Under
-//! load the driver does not park between messages and these costs vanish. This test
-//! holds bounds of 12 (glommio's streams) and 18 (native) against gross regressions;
-//! the exact per-message guarantee is the unit test's.
+//! A lone ping-pong connection is the worst case: the shard sleeps in its ring
+//! after every message, so anything a park, a wake-up, a receive or a send
+//! allocated would show here once per round trip. The receive lands in a provided
+//! buffer that `data_received` reads in place, the reply leaves from the
+//! connection's output buffer (whose `Vec` is reused), and the shard's loop and
+//! ring allocate nothing per turn.
 
 mod support;
 
@@ -56,7 +49,7 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 #[test]
-fn echo_over_a_socket_allocates_no_more_than_glommios_own_reactor_does() {
+fn echo_over_a_socket_allocates_nothing_per_round_trip() {
     require_io_uring();
     let server = Server::builder()
         .cores(1)
@@ -80,12 +73,11 @@ fn echo_over_a_socket_allocates_no_more_than_glommios_own_reactor_does() {
     let allocs = ALLOCS.load(Ordering::SeqCst);
     eprintln!("{allocs} allocations in {N} echo round trips");
     assert_eq!(back, msg);
-    let per_trip = allocs as f64 / N as f64;
-    let glommio_streams = std::env::var("WEFT_IO").is_ok_and(|v| v == "glommio");
-    let bound = if glommio_streams { 12.0 } else { 18.0 };
+    // The whole process counts: allow a handful of one-off allocations (a log
+    // line, a thread's lazy initialisation), never one per round trip.
     assert!(
-        per_trip <= bound,
-        "{per_trip:.2} allocations per round trip ({allocs} in {N}): over the bound of {bound}"
+        allocs < 20,
+        "{allocs} allocations in {N} round trips: the echo path allocates per message"
     );
     server.shutdown().unwrap();
 }

@@ -418,7 +418,11 @@ mod tests {
         assert_eq!(m.handle_eof(true), EofAction::ReadConnectionLost);
         assert_eq!(m.phase(), Phase::ReadClosed);
         assert!(!m.wants_read() && m.accepts_writes());
-        assert_eq!(end(&mut m, 0), None, "open for writing until lose_connection");
+        assert_eq!(
+            end(&mut m, 0),
+            None,
+            "open for writing until lose_connection"
+        );
     }
 
     #[test]
@@ -495,7 +499,10 @@ mod tests {
         let mut m = machine();
         m.handle_eof(false);
         m.handle_error(std::io::Error::from_raw_os_error(libc::EPIPE));
-        assert_eq!(end(&mut m, 9), Some(("ConnectionDone".into(), Close::Plain)));
+        assert_eq!(
+            end(&mut m, 9),
+            Some(("ConnectionDone".into(), Close::Plain))
+        );
     }
 
     #[test]
@@ -539,7 +546,10 @@ mod tests {
         let mut m = machine();
         assert_eq!(m.poll_flow(HIGH), None, "at the mark is not over it");
         assert_eq!(m.poll_flow(HIGH + 1), Some(Flow::PauseProducing));
-        assert!(!m.wants_read(), "a peer that does not read stops being read");
+        assert!(
+            !m.wants_read(),
+            "a peer that does not read stops being read"
+        );
         assert_eq!(m.poll_flow(HIGH + 50), None, "paused once");
     }
 

@@ -39,7 +39,10 @@ impl<F: Factory> Acceptor for FactoryAcceptor<F> {
         ShardStats::add(&shard.stats.accepted, 1);
         let built = {
             let Ok(mut f) = self.factory.try_borrow_mut() else {
-                tracing::error!(shard = shard.index, "the factory is busy (re-entered); connection closed");
+                tracing::error!(
+                    shard = shard.index,
+                    "the factory is busy (re-entered); connection closed"
+                );
                 return;
             };
             guarded(|| f.build_protocol(&peer))
@@ -72,7 +75,10 @@ enum State {
 enum Kind {
     Tcp,
     /// A UNIX listener (shard 0 only): connections go round the shards.
-    Unix { route: usize, path: PathBuf },
+    Unix {
+        route: usize,
+        path: PathBuf,
+    },
 }
 
 /// One listening socket of this shard.
@@ -132,7 +138,12 @@ impl Shard {
                         let sock = listener::unix_listener(&path, mode, backlog).map_err(|e| {
                             format!("cannot listen on unix:{}: {e}", path.display())
                         })?;
-                        self.add_listener(sock, Kind::Unix { route, path }, host, Rc::clone(&acceptor));
+                        self.add_listener(
+                            sock,
+                            Kind::Unix { route, path },
+                            host,
+                            Rc::clone(&acceptor),
+                        );
                     }
                 }
             }

@@ -14,7 +14,9 @@ use crate::runtime::doorbell::Doorbell;
 use crate::runtime::handle::ServerHandle;
 use crate::runtime::listener::{self, Handoff};
 use crate::runtime::shard::{self, guarded};
-use crate::runtime::{block_stop_signals, check_io_uring, signal, ServerError, ShardStats, StopHandle};
+use crate::runtime::{
+    block_stop_signals, check_io_uring, signal, ServerError, ShardStats, StopHandle,
+};
 
 /// Type-erased per-shard installer of one service (a factory and its endpoints).
 pub(crate) trait ServiceInstaller: Send + Sync {
@@ -338,4 +340,3 @@ fn available_cpus() -> Vec<usize> {
         .filter(|v: &Vec<usize>| !v.is_empty())
         .unwrap_or_else(|| vec![0])
 }
-

@@ -184,6 +184,15 @@ impl Shard {
         if let Some(b) = e.slot.on_recv(c.result, c.more(), c.buffer()) {
             self.ring.borrow_mut().give_back(b);
         }
+        if c.result == -libc::ENOBUFS && !c.more() {
+            if !self.starved_logged.replace(true) {
+                tracing::warn!(
+                    shard = self.index,
+                    "the receive buffer pool ran dry (connections hold what they have not read); receives resume as buffers come back"
+                );
+            }
+            self.starved.borrow_mut().push(id);
+        }
         if e.lost {
             drop(conns);
             self.maybe_release(id);
@@ -227,6 +236,9 @@ impl Shard {
                 _ => return,
             }
         }
+        // Flow first: a send that drained the output may have released the hold
+        // on reading, and the held buffers are delivered right after.
+        self.flow(id);
         self.deliver(id);
         self.read_end(id);
         self.flow(id);
@@ -258,10 +270,7 @@ impl Shard {
                     None => return,
                 }
             };
-            let (ptr, len) = self
-                .ring
-                .borrow()
-                .buffer_bytes(held.bid, held.len as usize);
+            let (ptr, len) = self.ring.borrow().buffer_bytes(held.bid, held.len as usize);
             // SAFETY: buffer `held.bid` was filled by the kernel and taken off the
             // ring (its CQE was reaped); it is given back only below, after the
             // callback returned, so the kernel does not write into it meanwhile.
@@ -271,6 +280,9 @@ impl Shard {
             self.call(id, |d| d.data_received(data));
             self.ring.borrow_mut().give_back(held.bid);
             ShardStats::add(&self.stats.bytes_in, len as u64);
+            // The watermark is checked after every read, so a connection whose
+            // output just passed it stops reading now, not after what it holds.
+            self.flow(id);
         }
     }
 
@@ -359,7 +371,8 @@ impl Shard {
                 .set(self.buffered_total.get() - e.accounted + buffered);
             e.accounted = buffered;
         }
-        if e.slot.should_arm(ring.buffers_free()) {
+        let free = ring.buffers_free();
+        if e.slot.should_arm(free) {
             let sqe = opcode::RecvMulti::new(Fd(e.slot.fd), crate::runtime::ring::bufs::BGID)
                 .build()
                 .user_data(Op::Recv(id).encode());
@@ -371,6 +384,8 @@ impl Shard {
         } else if e.slot.should_cancel_recv() {
             ring.cancel(Op::Recv(id), Op::Cancel(id));
             e.slot.cancelling_recv();
+        } else if e.slot.starved() && !free {
+            self.starved.borrow_mut().push(id);
         }
     }
 
@@ -433,9 +448,7 @@ impl Shard {
     /// it is in flight.
     fn maybe_release(&self, id: usize) {
         let mut conns = self.conns.borrow_mut();
-        let releasable = conns
-            .get(id)
-            .is_some_and(|e| e.lost && e.slot.releasable());
+        let releasable = conns.get(id).is_some_and(|e| e.lost && e.slot.releasable());
         if releasable {
             drop(conns.remove(id)); // closes the descriptor
             if conns.is_empty() {

@@ -116,7 +116,8 @@ pub(crate) async fn connect_tcp(
 /// Connects a UNIX stream socket to `path` on this thread's shard.
 pub(crate) async fn connect_unix(path: &Path) -> Result<Dialed, DialError> {
     shard()?;
-    let sock = Socket::new(Domain::UNIX, Type::STREAM.cloexec(), None).map_err(DialError::Connect)?;
+    let sock =
+        Socket::new(Domain::UNIX, Type::STREAM.cloexec(), None).map_err(DialError::Connect)?;
     let addr = SockAddr::unix(path).map_err(DialError::Connect)?;
     // A UNIX connect completes at once or fails (EAGAIN: the backlog is full).
     sock.connect(&addr).map_err(DialError::Connect)?;

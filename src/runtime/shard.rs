@@ -91,12 +91,19 @@ pub(crate) struct Shard {
     pub(crate) conns: RefCell<Slab<Entry>>,
     /// Connections to look at before the turn ends.
     pub(crate) service: Rc<ServiceList>,
+    /// The list being serviced (swapped with `service`, so neither reallocates).
+    servicing: RefCell<Vec<usize>>,
     /// Connections whose `connection_lost` has not run yet.
     pub(crate) live: Cell<usize>,
     /// Output held by all connections (for the shard's budget).
     pub(crate) buffered_total: Cell<usize>,
     /// Woken when `live` reaches zero or the last slot is released (shutdown waits).
     pub(crate) drained: Cell<Option<Waker>>,
+    /// Connections whose receive ended for want of buffers: re-armed (serviced)
+    /// once the pool has buffers again.
+    pub(crate) starved: RefCell<Vec<usize>>,
+    /// The pool ran dry at least once (logged once per shard).
+    pub(crate) starved_logged: Cell<bool>,
     pub(crate) listeners: RefCell<Vec<Listener>>,
     pub(crate) waiters: RefCell<Slab<Waiter>>,
     pub(crate) mailboxes: RefCell<Vec<Rc<dyn Mailbox>>>,
@@ -194,10 +201,13 @@ impl Shard {
                 tasks: Tasks::new(Arc::clone(&init.bell)),
                 stop: init.stop.clone(),
                 conns: RefCell::new(Slab::new()),
-                service: Rc::new(RefCell::new(Vec::new())),
+                service: Rc::new(RefCell::new(Vec::with_capacity(64))),
+                servicing: RefCell::new(Vec::with_capacity(64)),
                 live: Cell::new(0),
                 buffered_total: Cell::new(0),
                 drained: Cell::new(None),
+                starved: RefCell::new(Vec::new()),
+                starved_logged: Cell::new(false),
                 listeners: RefCell::new(Vec::new()),
                 waiters: RefCell::new(Slab::new()),
                 mailboxes: RefCell::new(Vec::new()),
@@ -231,7 +241,10 @@ impl Shard {
     /// Counts a caught panic and logs it.
     pub(crate) fn report_panic(&self, what: &str, msg: &str) {
         ShardStats::add(&self.stats.panics, 1);
-        tracing::error!(shard = self.index, "{what} panicked: {msg}; the shard goes on");
+        tracing::error!(
+            shard = self.index,
+            "{what} panicked: {msg}; the shard goes on"
+        );
     }
 
     fn run_loop(self: &Rc<Self>) {
@@ -286,9 +299,7 @@ impl Shard {
 
     fn run_tasks(&self) {
         let mut panics = Vec::new();
-        let ran = self
-            .tasks
-            .run(TASK_BUDGET, &mut |msg| panics.push(msg));
+        let ran = self.tasks.run(TASK_BUDGET, &mut |msg| panics.push(msg));
         if ran > 0 {
             ShardStats::add(&self.stats.tasks_polled, ran as u64);
         }
@@ -298,16 +309,19 @@ impl Shard {
     }
 
     fn run_mail(&self) {
-        let boxes: Vec<Rc<dyn Mailbox>> = self.mailboxes.borrow().clone();
-        if boxes.is_empty() {
-            return;
-        }
-        for mb in &boxes {
+        let n = self.mailboxes.borrow().len();
+        let mut finished = false;
+        for i in 0..n {
+            // A handler may join another mailbox (push): index, don't iterate.
+            let mb = Rc::clone(&self.mailboxes.borrow()[i]);
             if mb.has_work() {
                 mb.run(MESH_BATCH);
             }
+            finished |= mb.finished();
         }
-        self.mailboxes.borrow_mut().retain(|m| !m.finished());
+        if finished {
+            self.mailboxes.borrow_mut().retain(|m| !m.finished());
+        }
     }
 
     fn take_handoffs(self: &Rc<Self>) {
@@ -327,13 +341,21 @@ impl Shard {
         // Bounded: a connection whose callbacks keep waking others cannot hold the
         // shard here forever; what is left is serviced next turn.
         for _ in 0..8 {
-            let ids: Vec<usize> = std::mem::take(&mut *self.service.borrow_mut());
+            if !self.starved.borrow().is_empty() && self.ring.borrow().buffers_free() {
+                let ids = std::mem::take(&mut *self.starved.borrow_mut());
+                self.service.borrow_mut().extend(ids);
+            }
+            let mut ids = self.servicing.take();
+            std::mem::swap(&mut ids, &mut *self.service.borrow_mut());
             if ids.is_empty() {
+                *self.servicing.borrow_mut() = ids;
                 return;
             }
-            for id in ids {
+            for &id in &ids {
                 self.service_conn(id);
             }
+            ids.clear();
+            *self.servicing.borrow_mut() = ids;
         }
     }
 

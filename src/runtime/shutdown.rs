@@ -27,7 +27,8 @@ impl Shard {
         }
         self.stop_listening();
         let s = Rc::clone(self);
-        self.tasks.spawn(Box::pin(async move { s.shutdown().await }));
+        self.tasks
+            .spawn(Box::pin(async move { s.shutdown().await }));
     }
 
     async fn shutdown(self: Rc<Self>) {

@@ -151,17 +151,14 @@ impl Ring {
         let r = match timeout {
             None => self.uring.submitter().submit_and_wait(want),
             Some(t) => {
-                let ts = Timespec::new()
-                    .sec(t.as_secs())
-                    .nsec(t.subsec_nanos());
+                let ts = Timespec::new().sec(t.as_secs()).nsec(t.subsec_nanos());
                 let args = SubmitArgs::new().timespec(&ts);
                 self.uring.submitter().submit_with_args(want, &args)
             }
         };
         if let Err(e) = r {
             match e.raw_os_error() {
-                Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY)
-                | Some(libc::EAGAIN) => {}
+                Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY) | Some(libc::EAGAIN) => {}
                 _ => tracing::error!("io_uring_enter failed: {e}"),
             }
         }
@@ -171,12 +168,15 @@ impl Ring {
         self.counters.enters += 1;
         self.counters.submitted += to_submit as u64;
         let flags = 1u32; // IORING_ENTER_GETEVENTS (io_uring.h)
-        // SAFETY: no extra argument is passed (`None`), so no pointer is read; the
-        // SQEs submitted satisfy `push`'s contract.
+                          // SAFETY: no extra argument is passed (`None`), so no pointer is read; the
+                          // SQEs submitted satisfy `push`'s contract.
         let r = unsafe {
-            self.uring
-                .submitter()
-                .enter::<libc::sigset_t>(to_submit as u32, want as u32, flags, None)
+            self.uring.submitter().enter::<libc::sigset_t>(
+                to_submit as u32,
+                want as u32,
+                flags,
+                None,
+            )
         };
         if let Err(e) = r {
             match e.raw_os_error() {

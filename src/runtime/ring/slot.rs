@@ -104,11 +104,6 @@ impl Slot {
     }
 
     #[cfg(test)]
-    pub(crate) fn life(&self) -> Life {
-        self.life
-    }
-
-    #[cfg(test)]
     pub(crate) fn ops(&self) -> u32 {
         self.ops
     }
@@ -117,7 +112,6 @@ impl Slot {
         self.sending
     }
 
-    #[cfg(test)]
     pub(crate) fn starved(&self) -> bool {
         self.starved
     }
