@@ -190,7 +190,7 @@ impl Report {
         }
     }
 
-    /// Reads a report written by [`write`].
+    /// Reads a report written by [`write()`].
     ///
     /// # Errors
     /// A message naming the file when it cannot be read, is not JSON, or does not have
