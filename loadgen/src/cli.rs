@@ -98,8 +98,8 @@ struct Common {
     )]
     threads: usize,
     /// Pin the threads to these cores, round-robin (e.g. 1, 0,2 or 0-3)
-    #[arg(help_heading = "Threads", long, value_name = "LIST", value_parser = parse_cpus)]
-    cpus: Option<Vec<usize>>,
+    #[arg(help_heading = "Threads", long, value_name = "LIST", value_parser = parse_cpu_list)]
+    cpus: Option<CpuList>,
     /// Measure for this long (e.g. 10s, 500ms) [default: 10s unless --requests]
     #[arg(help_heading = "Bounds", long, short = 'd', value_name = "T", value_parser = parse_duration)]
     duration: Option<Duration>,
@@ -208,6 +208,14 @@ enum Close {
     Rst,
     /// A normal FIN
     Fin,
+}
+
+/// A `--cpus` list as one value (clap would read a bare `Vec` as a repeated option).
+#[derive(Debug, Clone)]
+struct CpuList(Vec<usize>);
+
+fn parse_cpu_list(s: &str) -> Result<CpuList, String> {
+    parse_cpus(s).map(CpuList)
 }
 
 fn parse_framing(s: &str) -> Result<Framing, String> {
@@ -329,7 +337,7 @@ fn run_config(mode: Mode, c: Common, connections: usize) -> RunConfig {
     cfg.connections = connections;
     cfg.rate = c.rate;
     cfg.threads = c.threads;
-    cfg.cpus = c.cpus;
+    cfg.cpus = c.cpus.map(|l| l.0);
     cfg.duration = c.duration;
     cfg.requests = c.requests;
     cfg.warmup = c.warmup;
@@ -432,6 +440,29 @@ mod tests {
             run("connect --target h:1 --close fin").close,
             CloseStyle::Fin
         );
+    }
+
+    #[test]
+    fn every_option_reaches_the_config() {
+        let c = run(
+            "echo --target h:1 -c 8 --depth 3 --size 100 --rate 500.5 --threads 2 \
+             --cpus 0,2-3 --requests 1000 --warmup 1s --drain 250ms --timeout 2m \
+             --json a.json --hlog a.hlog --plot a.png --quiet",
+        );
+        assert_eq!((c.connections, c.depth, c.size, c.threads), (8, 3, 100, 2));
+        assert_eq!(c.rate, Some(500.5));
+        assert_eq!(c.cpus, Some(vec![0, 2, 3]));
+        assert_eq!(c.requests, Some(1000));
+        assert_eq!(c.warmup, Duration::from_secs(1));
+        assert_eq!(c.drain, Duration::from_millis(250));
+        assert_eq!(c.timeout, Duration::from_secs(120));
+        assert_eq!(c.json, Some(PathBuf::from("a.json")));
+        assert_eq!(c.hlog, Some(PathBuf::from("a.hlog")));
+        assert_eq!(c.plot, Some(PathBuf::from("a.png")));
+        assert!(c.quiet);
+        let d = run("chat --target h:1 --duration 1.5 --cpus 1");
+        assert_eq!(d.duration, Some(Duration::from_millis(1500)));
+        assert_eq!(d.cpus, Some(vec![1]));
     }
 
     #[test]
