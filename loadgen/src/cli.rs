@@ -1,47 +1,226 @@
 //! The command line: `loadgen echo|connect|chat --target HOST:PORT [options]`, `loadgen plot`.
 //!
-//! Hand-rolled rather than a derive-based parser to keep the harness's build small; every
-//! malformed value is reported with the option's name and the expected form.
+//! Declared with clap's derive: one struct per mode, so `loadgen echo --help` lists only
+//! what echo uses, with examples. What clap cannot check by itself (ranges that depend on
+//! each other, chat's minimum size) is checked in [`parse`], so that a [`RunConfig`]
+//! always holds valid values.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use weft::protocols::Framing;
+
 use crate::config::{CloseStyle, Command, Mode, PlotConfig, RunConfig};
 
-/// The usage text.
-pub const USAGE: &str = "\
-usage:
-  loadgen echo    --target HOST:PORT [options]   framed requests, echoed and checked
-  loadgen connect --target HOST:PORT [options]   connection storm (connect, close)
-  loadgen chat    --target HOST:PORT [options]   chat lines broadcast to every client
-  loadgen plot    --out FILE.png [--title T] INPUT[=LABEL]...
-                  (INPUT: a --json report or an --hlog interval log)
+/// Closing words of `loadgen --help`.
+const AFTER_HELP: &str = "\
+Exit status: 0 when the run had no error, 1 when it had errors, 2 on bad usage.
+The JSON schema and what each figure means: docs/loadgen.md.
 
-load:
-  --connections N   connections (echo, chat; default 16) or connects in flight (connect; 64)
-  --depth D         requests in flight per connection (default 1 = ping-pong); with --rate,
-                    the most allowed in flight, later ones queue (and are counted)
-  --size BYTES      payload bytes per request or chat line (default 64)
-  --rate R          open loop: R requests (connects, lines) per second in total, each timed
-                    from its intended send time; without it the load is closed-loop
-  --framing F       raw|line|lineonly|netstring|int8|int16|int32 (default raw)
-  --delimiter D     crlf|lf (line framings; default crlf)
-  --close rst|fin   how `connect` closes each connection (default rst: no TIME_WAIT)
-threads:
-  --threads N       event-loop threads (default 1)
-  --cpus LIST       pin threads to these cores, e.g. 1 or 0,2-3
-bounds:
-  --duration T      measure for T (e.g. 10s, 500ms; default 10s)
-  --requests N      measure N requests (bounded by --timeout, default 60s)
-  --warmup T        run T before measuring (default 0)
-  --drain T         wait up to T for outstanding responses at the end (default 2s)
-output:
-  --json FILE       JSON report (schema: docs/loadgen.md)
-  --hlog FILE       HdrHistogram interval log, one response-time histogram per second
-  --plot FILE.png   latency-percentile plot of this run
-  --quiet           no per-second lines on stderr
-exit status: 0 when the run had no error, 1 when it had errors, 2 on bad usage.
-";
+Examples:
+  loadgen echo --target 127.0.0.1:8000 --connections 16 --duration 5s
+  loadgen echo --target 127.0.0.1:8000 --rate 50000 --json run.json --hlog run.hlog
+  loadgen connect --target 127.0.0.1:8000 --duration 5s
+  loadgen chat --target 127.0.0.1:8000 --connections 8 --rate 200
+  loadgen plot --out cmp.png weft.json=weft tokio.json=tokio";
+
+const ECHO_EXAMPLES: &str = "\
+Examples:
+  # ping-pong: 16 connections, one 64-byte request in flight on each
+  loadgen echo --target 127.0.0.1:8000 --connections 16 --duration 5s
+  # open loop: 50 000 requests/s, each timed from its intended send time
+  loadgen echo --target 127.0.0.1:8000 --rate 50000 --depth 4 --json run.json
+  # line framing, 4 KiB lines, two pinned threads
+  loadgen echo --target 127.0.0.1:8000 --framing line --size 4096 --threads 2 --cpus 0-1";
+
+const CONNECT_EXAMPLES: &str = "\
+Examples:
+  # as many connects as 64 in flight allow, closed with a reset (no TIME_WAIT)
+  loadgen connect --target 127.0.0.1:8000 --duration 5s
+  # 2 000 connects per second, closed with a FIN
+  loadgen connect --target 127.0.0.1:8000 --rate 2000 --close fin";
+
+const CHAT_EXAMPLES: &str = "\
+Examples:
+  # 8 clients, each with one line in flight; every line reaches the other 7
+  loadgen chat --target 127.0.0.1:8000 --connections 8 --duration 5s
+  # 200 lines per second in total, latency timed from the schedule
+  loadgen chat --target 127.0.0.1:8000 --connections 32 --rate 200 --json chat.json";
+
+const PLOT_EXAMPLES: &str = "\
+Examples:
+  loadgen plot --out cmp.png --title \"64 B ping-pong, 16 connections\" \\
+      weft.json=weft tokio.json=tokio run.hlog=glommio";
+
+/// loadgen: weft's benchmark harness (closed- and open-loop load, connection storms, chat
+/// fan-out), honest about coordinated omission and its own cost.
+#[derive(Debug, Parser)]
+#[command(name = "loadgen", version, after_help = AFTER_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Sub,
+}
+
+#[derive(Debug, Subcommand)]
+enum Sub {
+    /// Framed requests, echoed back and checked byte for byte
+    #[command(after_help = ECHO_EXAMPLES)]
+    Echo(EchoArgs),
+    /// A connection storm: connect, record the handshake time, close
+    #[command(after_help = CONNECT_EXAMPLES)]
+    Connect(ConnectArgs),
+    /// Chat lines broadcast by the server to every client
+    #[command(after_help = CHAT_EXAMPLES)]
+    Chat(ChatArgs),
+    /// Draw latency-by-percentile curves of earlier runs into one PNG
+    #[command(after_help = PLOT_EXAMPLES)]
+    Plot(PlotArgs),
+}
+
+/// What every load mode takes: where, how many, how long, and where the results go.
+#[derive(Debug, Args)]
+struct Common {
+    /// The server, as HOST:PORT
+    #[arg(long, value_name = "HOST:PORT", display_order = 0)]
+    target: String,
+    /// Open loop: R requests (connects, lines) per second in total, each timed from its
+    /// intended send time; without it the load is closed-loop
+    #[arg(help_heading = "Load", long, value_name = "R")]
+    rate: Option<f64>,
+    /// Event-loop threads
+    #[arg(
+        help_heading = "Threads",
+        long,
+        short = 't',
+        value_name = "N",
+        default_value_t = 1
+    )]
+    threads: usize,
+    /// Pin the threads to these cores, round-robin (e.g. 1, 0,2 or 0-3)
+    #[arg(help_heading = "Threads", long, value_name = "LIST", value_parser = parse_cpu_list)]
+    cpus: Option<CpuList>,
+    /// Measure for this long (e.g. 10s, 500ms) [default: 10s unless --requests]
+    #[arg(help_heading = "Bounds", long, short = 'd', value_name = "T", value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Measure this many requests (bounded by --timeout)
+    #[arg(help_heading = "Bounds", long, short = 'n', value_name = "N")]
+    requests: Option<u64>,
+    /// Run this long before measuring
+    #[arg(help_heading = "Bounds", long, value_name = "T", value_parser = parse_duration, default_value = "0")]
+    warmup: Duration,
+    /// Wait up to this long for outstanding responses at the end
+    #[arg(help_heading = "Bounds", long, value_name = "T", value_parser = parse_duration, default_value = "2s")]
+    drain: Duration,
+    /// The bound on a --requests run
+    #[arg(help_heading = "Bounds", long, value_name = "T", value_parser = parse_duration, default_value = "60s")]
+    timeout: Duration,
+    /// Write the JSON report here (schema: docs/loadgen.md)
+    #[arg(help_heading = "Output", long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write an HdrHistogram interval log here: one response-time histogram per second
+    #[arg(help_heading = "Output", long, value_name = "FILE")]
+    hlog: Option<PathBuf>,
+    /// Draw this run's latency by percentile into this PNG
+    #[arg(help_heading = "Output", long, value_name = "FILE.png")]
+    plot: Option<PathBuf>,
+    /// No per-second lines on stderr
+    #[arg(help_heading = "Output", long)]
+    quiet: bool,
+}
+
+#[derive(Debug, Args)]
+struct EchoArgs {
+    /// Connections
+    #[arg(long, short = 'c', value_name = "N", default_value_t = 16)]
+    connections: usize,
+    /// Requests in flight per connection (1 = ping-pong); with --rate, the most allowed in
+    /// flight, later ones queue (and are counted)
+    #[arg(long, value_name = "D", default_value_t = 1)]
+    depth: usize,
+    /// Payload bytes per request, before framing
+    #[arg(long, value_name = "BYTES", default_value_t = 64)]
+    size: usize,
+    /// How requests are framed (weft's Framing::encode)
+    #[arg(long, value_name = "F", default_value = "raw", value_parser = parse_framing)]
+    framing: Framing,
+    /// The delimiter of line framings
+    #[arg(long, value_enum, default_value_t = Delimiter::Crlf)]
+    delimiter: Delimiter,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Debug, Args)]
+struct ConnectArgs {
+    /// Connection attempts in flight
+    #[arg(long, short = 'c', value_name = "N", default_value_t = 64)]
+    connections: usize,
+    /// How each connection is closed: rst (SO_LINGER 0, no TIME_WAIT on the client, so
+    /// a storm does not run out of ports) or fin
+    #[arg(long, value_enum, default_value_t = Close::Rst)]
+    close: Close,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Debug, Args)]
+struct ChatArgs {
+    /// Chat clients
+    #[arg(long, short = 'c', value_name = "N", default_value_t = 16)]
+    connections: usize,
+    /// Own lines in flight per client
+    #[arg(long, value_name = "D", default_value_t = 1)]
+    depth: usize,
+    /// Bytes per chat line (at least 48: the line carries its sender, sequence and two
+    /// timestamps)
+    #[arg(long, value_name = "BYTES", default_value_t = 64)]
+    size: usize,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Debug, Args)]
+struct PlotArgs {
+    /// The PNG to write
+    #[arg(long, short = 'o', value_name = "FILE.png")]
+    out: PathBuf,
+    /// The chart's title
+    #[arg(long, default_value = "Latency by percentile")]
+    title: String,
+    /// A --json report or an --hlog interval log, optionally labelled (default label:
+    /// the file's name without extension)
+    #[arg(value_name = "INPUT[=LABEL]", required = true)]
+    inputs: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Delimiter {
+    /// \\r\\n
+    Crlf,
+    /// \\n
+    Lf,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Close {
+    /// A reset (SO_LINGER 0)
+    Rst,
+    /// A normal FIN
+    Fin,
+}
+
+/// A `--cpus` list as one value (clap would read a bare `Vec` as a repeated option).
+#[derive(Debug, Clone)]
+struct CpuList(Vec<usize>);
+
+fn parse_cpu_list(s: &str) -> Result<CpuList, String> {
+    parse_cpus(s).map(CpuList)
+}
+
+fn parse_framing(s: &str) -> Result<Framing, String> {
+    s.parse()
+}
 
 /// Parses a duration: `10s`, `500ms`, `250us`, `2m`, or plain seconds (`1.5`).
 ///
@@ -93,86 +272,86 @@ pub fn parse_cpus(s: &str) -> Result<Vec<usize>, String> {
     Ok(out)
 }
 
-fn number<T: std::str::FromStr>(opt: &str, v: &str) -> Result<T, String> {
-    v.parse()
-        .map_err(|_| format!("invalid value {v:?} for {opt} (expected a number)"))
+/// The outcome of reading a command line that is not a command to carry out.
+#[derive(Debug)]
+pub enum Usage {
+    /// `--help` or `--version`: this text goes to standard output, exit status 0.
+    Info(String),
+    /// A mistake: this message goes to standard error, exit status 2.
+    Error(String),
 }
 
 /// Parses the arguments after the program name.
 ///
 /// # Errors
-/// A message for the first unknown option, missing value or out-of-range value.
-pub fn parse(args: &[String]) -> Result<Command, String> {
-    let Some(sub) = args.first() else {
-        return Ok(Command::Help);
+/// [`Usage::Info`] for `--help` and `--version`; [`Usage::Error`] for the first unknown
+/// option, missing value or out-of-range value, with clap's usage line.
+pub fn parse(args: &[String]) -> Result<Command, Usage> {
+    let argv = std::iter::once("loadgen".to_string()).chain(args.iter().cloned());
+    let cli = Cli::try_parse_from(argv).map_err(|e| {
+        let text = e.render().to_string();
+        if e.use_stderr() {
+            Usage::Error(text)
+        } else {
+            Usage::Info(text)
+        }
+    })?;
+    let error = |m: String| {
+        Usage::Error(format!(
+            "error: {m}\n\nFor more information, try '--help'.\n"
+        ))
     };
-    let mode = match sub.as_str() {
-        "echo" => Mode::Echo,
-        "connect" => Mode::Connect,
-        "chat" => Mode::Chat,
-        "plot" => return parse_plot(&args[1..]),
-        "-h" | "--help" | "help" => return Ok(Command::Help),
-        other => {
-            return Err(format!(
-                "unknown command {other:?} (echo, connect, chat, plot)"
-            ))
+    match cli.command {
+        Sub::Plot(p) => Ok(Command::Plot(plot_config(p))),
+        Sub::Echo(a) => {
+            let mut cfg = run_config(Mode::Echo, a.common, a.connections);
+            cfg.depth = a.depth;
+            cfg.size = a.size;
+            cfg.framing = a.framing;
+            cfg.delimiter = match a.delimiter {
+                Delimiter::Crlf => b"\r\n".to_vec(),
+                Delimiter::Lf => b"\n".to_vec(),
+            };
+            validate(cfg).map_err(error)
         }
-    };
-    let mut cfg = RunConfig::new(mode, "");
-    let mut connections_given = false;
-    let mut it = args[1..].iter();
-    while let Some(opt) = it.next() {
-        if opt == "--quiet" {
-            cfg.quiet = true;
-            continue;
+        Sub::Connect(a) => {
+            let mut cfg = run_config(Mode::Connect, a.common, a.connections);
+            cfg.close = match a.close {
+                Close::Rst => CloseStyle::Reset,
+                Close::Fin => CloseStyle::Fin,
+            };
+            validate(cfg).map_err(error)
         }
-        if opt == "-h" || opt == "--help" {
-            return Ok(Command::Help);
-        }
-        let v = it
-            .next()
-            .ok_or_else(|| format!("option {opt} needs a value"))?
-            .as_str();
-        match opt.as_str() {
-            "--target" => cfg.target = v.to_string(),
-            "--connections" | "-c" => {
-                cfg.connections = number(opt, v)?;
-                connections_given = true;
-            }
-            "--depth" => cfg.depth = number(opt, v)?,
-            "--size" => cfg.size = number(opt, v)?,
-            "--rate" => cfg.rate = Some(number(opt, v)?),
-            "--framing" => cfg.framing = v.parse()?,
-            "--delimiter" => {
-                cfg.delimiter = match v {
-                    "crlf" => b"\r\n".to_vec(),
-                    "lf" => b"\n".to_vec(),
-                    _ => return Err(format!("invalid --delimiter {v:?} (crlf or lf)")),
-                }
-            }
-            "--close" => {
-                cfg.close = match v {
-                    "rst" => CloseStyle::Reset,
-                    "fin" => CloseStyle::Fin,
-                    _ => return Err(format!("invalid --close {v:?} (rst or fin)")),
-                }
-            }
-            "--threads" | "-t" => cfg.threads = number(opt, v)?,
-            "--cpus" => cfg.cpus = Some(parse_cpus(v)?),
-            "--duration" | "-d" => cfg.duration = Some(parse_duration(v)?),
-            "--requests" | "-n" => cfg.requests = Some(number(opt, v)?),
-            "--warmup" => cfg.warmup = parse_duration(v)?,
-            "--drain" => cfg.drain = parse_duration(v)?,
-            "--timeout" => cfg.timeout = parse_duration(v)?,
-            "--json" => cfg.json = Some(PathBuf::from(v)),
-            "--hlog" => cfg.hlog = Some(PathBuf::from(v)),
-            "--plot" => cfg.plot = Some(PathBuf::from(v)),
-            other => return Err(format!("unknown option {other:?} (see loadgen --help)")),
+        Sub::Chat(a) => {
+            let mut cfg = run_config(Mode::Chat, a.common, a.connections);
+            cfg.depth = a.depth;
+            // The chat line carries its sender, sequence and two timestamps.
+            cfg.size = a.size.max(48);
+            validate(cfg).map_err(error)
         }
     }
-    if cfg.target.is_empty() {
-        return Err("missing --target HOST:PORT".into());
-    }
+}
+
+fn run_config(mode: Mode, c: Common, connections: usize) -> RunConfig {
+    let mut cfg = RunConfig::new(mode, &c.target);
+    cfg.connections = connections;
+    cfg.rate = c.rate;
+    cfg.threads = c.threads;
+    cfg.cpus = c.cpus.map(|l| l.0);
+    cfg.duration = c.duration;
+    cfg.requests = c.requests;
+    cfg.warmup = c.warmup;
+    cfg.drain = c.drain;
+    cfg.timeout = c.timeout;
+    cfg.json = c.json;
+    cfg.hlog = c.hlog;
+    cfg.plot = c.plot;
+    cfg.quiet = c.quiet;
+    cfg
+}
+
+/// Checks what depends on more than one option; every check names the option.
+fn validate(mut cfg: RunConfig) -> Result<Command, String> {
     if cfg.connections == 0 || cfg.connections > 1_000_000 {
         return Err("--connections must be between 1 and 1000000".into());
     }
@@ -182,21 +361,19 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     if cfg.size > 64 << 20 {
         return Err("--size must be at most 64 MiB".into());
     }
-    if mode == Mode::Chat && cfg.size < 48 {
-        // The chat line carries its sender, sequence and two timestamps.
-        cfg.size = 48;
-    }
     if cfg.threads == 0 || cfg.threads > 1024 {
         return Err("--threads must be between 1 and 1024".into());
     }
-    if !connections_given && cfg.connections < cfg.threads {
-        cfg.connections = cfg.threads;
-    }
     if cfg.connections < cfg.threads {
-        return Err(format!(
-            "--connections ({}) must be at least --threads ({})",
-            cfg.connections, cfg.threads
-        ));
+        // Each thread needs a connection; a count left at its default follows --threads.
+        let default = RunConfig::new(cfg.mode, "").connections;
+        if cfg.connections != default {
+            return Err(format!(
+                "--connections ({}) must be at least --threads ({})",
+                cfg.connections, cfg.threads
+            ));
+        }
+        cfg.connections = cfg.threads;
     }
     if let Some(r) = cfg.rate {
         if !(r.is_finite() && r > 0.0) {
@@ -212,36 +389,124 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     Ok(Command::Run(Box::new(cfg)))
 }
 
-fn parse_plot(args: &[String]) -> Result<Command, String> {
-    let mut out = None;
-    let mut title = "Latency by percentile".to_string();
-    let mut inputs = Vec::new();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--out" | "-o" => {
-                out = Some(PathBuf::from(it.next().ok_or("--out needs a file name")?));
+fn plot_config(p: PlotArgs) -> PlotConfig {
+    let inputs = p
+        .inputs
+        .iter()
+        .map(|a| match a.split_once('=') {
+            Some((path, label)) => (PathBuf::from(path), label.to_string()),
+            None => {
+                let stem = std::path::Path::new(a)
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| a.clone());
+                (PathBuf::from(a), stem)
             }
-            "--title" => title = it.next().ok_or("--title needs a value")?.clone(),
-            _ if a.starts_with("--") => return Err(format!("unknown plot option {a:?}")),
-            _ => {
-                let (path, label) = match a.split_once('=') {
-                    Some((p, l)) => (p.to_string(), l.to_string()),
-                    None => {
-                        let stem = std::path::Path::new(a)
-                            .file_stem()
-                            .map(|s| s.to_string_lossy().into_owned())
-                            .unwrap_or_else(|| a.clone());
-                        (a.clone(), stem)
-                    }
-                };
-                inputs.push((PathBuf::from(path), label));
+        })
+        .collect();
+    PlotConfig {
+        inputs,
+        out: p.out,
+        title: p.title,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    fn run(s: &str) -> RunConfig {
+        match parse(&args(s)) {
+            Ok(Command::Run(cfg)) => *cfg,
+            other => panic!("{s}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_follow_the_mode() {
+        assert_eq!(run("echo --target h:1").connections, 16);
+        assert_eq!(run("connect --target h:1").connections, 64);
+        assert_eq!(run("chat --target h:1 --size 10").size, 48);
+        assert_eq!(run("echo --target h:1 --threads 32").connections, 32);
+        let e = run("echo --target h:1 --framing line --delimiter lf --warmup 500ms");
+        assert_eq!(e.framing, Framing::Line);
+        assert_eq!(e.delimiter, b"\n");
+        assert_eq!(e.warmup, Duration::from_millis(500));
+        assert_eq!(
+            run("connect --target h:1 --close fin").close,
+            CloseStyle::Fin
+        );
+    }
+
+    #[test]
+    fn every_option_reaches_the_config() {
+        let c = run(
+            "echo --target h:1 -c 8 --depth 3 --size 100 --rate 500.5 --threads 2 \
+             --cpus 0,2-3 --requests 1000 --warmup 1s --drain 250ms --timeout 2m \
+             --json a.json --hlog a.hlog --plot a.png --quiet",
+        );
+        assert_eq!((c.connections, c.depth, c.size, c.threads), (8, 3, 100, 2));
+        assert_eq!(c.rate, Some(500.5));
+        assert_eq!(c.cpus, Some(vec![0, 2, 3]));
+        assert_eq!(c.requests, Some(1000));
+        assert_eq!(c.warmup, Duration::from_secs(1));
+        assert_eq!(c.drain, Duration::from_millis(250));
+        assert_eq!(c.timeout, Duration::from_secs(120));
+        assert_eq!(c.json, Some(PathBuf::from("a.json")));
+        assert_eq!(c.hlog, Some(PathBuf::from("a.hlog")));
+        assert_eq!(c.plot, Some(PathBuf::from("a.png")));
+        assert!(c.quiet);
+        let d = run("chat --target h:1 --duration 1.5 --cpus 1");
+        assert_eq!(d.duration, Some(Duration::from_millis(1500)));
+        assert_eq!(d.cpus, Some(vec![1]));
+    }
+
+    #[test]
+    fn mistakes_are_usage_errors_that_name_the_option() {
+        for (line, word) in [
+            ("echo --target h:1 --size x", "--size"),
+            ("echo --target h:1 --connections 0", "--connections"),
+            ("echo --target h:1 --threads 4 --connections 2", "--threads"),
+            ("echo", "--target"),
+            ("connect --target h:1 --depth 2", "--depth"),
+            ("echo --target h:1 --cpus 3-1", "--cpus"),
+            ("echo --target h:1 --framing nope", "framing"),
+            ("plot --out x.png", "INPUT"),
+        ] {
+            match parse(&args(line)) {
+                Err(Usage::Error(m)) => assert!(m.contains(word), "{line}: {m}"),
+                other => panic!("{line}: {other:?}"),
             }
         }
     }
-    let out = out.ok_or("plot needs --out FILE.png")?;
-    if inputs.is_empty() {
-        return Err("plot needs at least one input (a --json report or an --hlog log)".into());
+
+    #[test]
+    fn each_mode_has_its_own_help_with_examples() {
+        for mode in ["echo", "connect", "chat", "plot"] {
+            match parse(&args(&format!("{mode} --help"))) {
+                Err(Usage::Info(h)) => {
+                    assert!(h.contains("Examples:"), "{mode}: {h}");
+                    assert!(h.contains(&format!("loadgen {mode}")), "{mode}: {h}");
+                }
+                other => panic!("{mode}: {other:?}"),
+            }
+        }
+        let Err(Usage::Info(h)) = parse(&args("connect --help")) else {
+            panic!("connect --help")
+        };
+        assert!(h.contains("--close") && !h.contains("--framing"), "{h}");
     }
-    Ok(Command::Plot(PlotConfig { inputs, out, title }))
+
+    #[test]
+    fn plot_labels_default_to_the_file_stem() {
+        let Ok(Command::Plot(p)) = parse(&args("plot --out o.png a/weft.json b.hlog=tokio")) else {
+            panic!("plot")
+        };
+        assert_eq!(p.inputs[0], (PathBuf::from("a/weft.json"), "weft".into()));
+        assert_eq!(p.inputs[1], (PathBuf::from("b.hlog"), "tokio".into()));
+    }
 }

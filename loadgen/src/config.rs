@@ -139,6 +139,4 @@ pub enum Command {
     Run(Box<RunConfig>),
     /// Draw a plot from earlier runs.
     Plot(PlotConfig),
-    /// Print the usage text.
-    Help,
 }

@@ -47,7 +47,7 @@ impl Storm<'_> {
 
     fn close(&self, fd: OwnedFd) {
         if self.ctx.cfg.close == CloseStyle::Reset {
-            socket::set_linger_zero(fd.as_raw_fd());
+            socket::set_linger_zero(&fd);
         }
         drop(fd);
     }
@@ -98,7 +98,7 @@ impl Storm<'_> {
         };
         self.rec.open_connections -= 1;
         self.free.push(slot);
-        match socket::take_error(a.fd.as_raw_fd()) {
+        match socket::take_error(&a.fd) {
             Ok(None) => self.rec.complete(a.intended, a.started, now, !a.queued),
             Ok(Some(e)) | Err(e) => self
                 .rec

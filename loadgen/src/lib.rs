@@ -36,12 +36,10 @@ pub mod config;
 pub mod connect;
 pub mod cpu;
 pub mod echo;
-pub mod font;
 pub mod hlog;
 pub mod json;
 pub mod payload;
 pub mod plot;
-pub mod png;
 pub mod poller;
 pub mod report;
 pub mod runner;
@@ -57,16 +55,16 @@ use config::Command;
 pub fn main_with_args(args: &[String]) -> i32 {
     let cmd = match cli::parse(args) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("loadgen: {e}\n\n{}", cli::USAGE);
+        Err(cli::Usage::Info(text)) => {
+            print!("{text}");
+            return 0;
+        }
+        Err(cli::Usage::Error(text)) => {
+            eprint!("{text}");
             return 2;
         }
     };
     match cmd {
-        Command::Help => {
-            print!("{}", cli::USAGE);
-            0
-        }
         Command::Plot(p) => match plot::plot_files(&p) {
             Ok(()) => 0,
             Err(e) => {

@@ -2,136 +2,97 @@
 //!
 //! The x axis is HdrHistogram's percentile axis: `log10(1 / (1 - p))`, so 90 %, 99 %,
 //! 99.9 %, ... are equally spaced and the tail, where servers differ, gets most of the
-//! width. The y axis is logarithmic latency, a decade per grid line, so that a 50 us body
-//! and a 50 ms tail are both readable. Series come from a JSON report's
-//! `percentiles_us` curve or from the sum of an interval log's histograms.
+//! width. The y axis is logarithmic latency (µs, ms, s), so that a 50 µs body and a 50 ms
+//! tail are both readable. Series come from a JSON report's `percentiles_us` curve or
+//! from the sum of an interval log's histograms; each gets a colour and a legend entry.
 //!
-//! Drawing is done on an RGB buffer with a built-in bitmap font ([`crate::font`]) and
-//! written by [`crate::png`]: no font files or system libraries are needed.
+//! Drawn with plotters on an RGB buffer (its bitmap backend without the `image` crate),
+//! text set in DejaVu Sans, which the `dejavu` crate embeds (no font files or system
+//! libraries needed at run time), and written with the `png` crate.
 
 use std::path::Path;
+use std::sync::OnceLock;
 
 use hdrhistogram::Histogram;
+use plotters::prelude::*;
+use plotters::style::FontStyle;
 
 use crate::config::PlotConfig;
-use crate::font;
 use crate::hlog;
-use crate::png;
 
-const W: usize = 1000;
-const H: usize = 620;
-const LEFT: usize = 110;
-const RIGHT: usize = 70;
-const TOP: usize = 60;
-const BOTTOM: usize = 80;
+/// The image's width in pixels.
+pub const W: u32 = 1000;
+/// The image's height in pixels.
+pub const H: u32 = 620;
 /// The rightmost percentile drawn: 99.999 %.
 const MAX_NINES: f64 = 5.0;
-const COLOURS: [[u8; 3]; 6] = [
-    [31, 119, 180],
-    [214, 39, 40],
-    [44, 160, 44],
-    [255, 127, 14],
-    [148, 103, 189],
-    [23, 190, 207],
+/// Series colours, in order (they repeat after six series).
+pub const COLOURS: [(u8, u8, u8); 6] = [
+    (31, 119, 180),
+    (214, 39, 40),
+    (44, 160, 44),
+    (255, 127, 14),
+    (148, 103, 189),
+    (23, 190, 207),
 ];
+/// The font family plotters is given; registered once from the embedded DejaVu Sans.
+const FONT: &str = "sans-serif";
 
-struct Canvas {
-    px: Vec<u8>,
-}
-
-impl Canvas {
-    fn new() -> Self {
-        Canvas {
-            px: vec![255; W * H * 3],
-        }
-    }
-
-    fn set(&mut self, x: i64, y: i64, c: [u8; 3]) {
-        if x >= 0 && y >= 0 && (x as usize) < W && (y as usize) < H {
-            let i = (y as usize * W + x as usize) * 3;
-            self.px[i..i + 3].copy_from_slice(&c);
-        }
-    }
-
-    fn rect(&mut self, x0: i64, y0: i64, x1: i64, y1: i64, c: [u8; 3]) {
-        for y in y0..=y1 {
-            for x in x0..=x1 {
-                self.set(x, y, c);
-            }
-        }
-    }
-
-    fn line(&mut self, (x0, y0): (f64, f64), (x1, y1): (f64, f64), c: [u8; 3], thick: i64) {
-        let steps = ((x1 - x0).abs().max((y1 - y0).abs()).ceil() as i64).max(1);
-        for s in 0..=steps {
-            let t = s as f64 / steps as f64;
-            let (x, y) = (x0 + (x1 - x0) * t, y0 + (y1 - y0) * t);
-            let (x, y) = (x.round() as i64, y.round() as i64);
-            self.rect(
-                x - thick / 2,
-                y - thick / 2,
-                x + (thick - 1) / 2,
-                y + (thick - 1) / 2,
-                c,
-            );
-        }
-    }
-
-    /// Draws `text` with its top-left corner at (x, y), each font pixel `scale` wide.
-    fn text(&mut self, x: i64, y: i64, text: &str, scale: i64, c: [u8; 3]) {
-        for (i, ch) in text.chars().enumerate() {
-            let g = font::glyph(ch);
-            let gx = x + i as i64 * (font::WIDTH as i64 + 1) * scale;
-            for (row, bits) in g.iter().enumerate() {
-                for col in 0..font::WIDTH {
-                    if bits & (0x10 >> col) != 0 {
-                        let px = gx + col as i64 * scale;
-                        let py = y + row as i64 * scale;
-                        self.rect(px, py, px + scale - 1, py + scale - 1, c);
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn text_width(text: &str, scale: i64) -> i64 {
-    text.chars().count() as i64 * (font::WIDTH as i64 + 1) * scale
+fn fonts() -> Result<(), String> {
+    static REGISTERED: OnceLock<Result<(), String>> = OnceLock::new();
+    REGISTERED
+        .get_or_init(|| {
+            let bad = |_| "the embedded DejaVu Sans is not a font".to_string();
+            plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular())
+                .map_err(bad)?;
+            plotters::style::register_font(FONT, FontStyle::Bold, dejavu::sans::bold()).map_err(bad)
+        })
+        .clone()
 }
 
 /// Returns the percentile curve of a histogram as (percentile, microseconds) points.
 pub fn curve_of(h: &Histogram<u64>) -> Vec<(f64, f64)> {
-    if h.is_empty() {
-        return Vec::new();
-    }
-    h.iter_quantiles(5)
-        .map(|v| {
-            (
-                v.quantile_iterated_to() * 100.0,
-                v.value_iterated_to() as f64 / 1e3,
-            )
-        })
-        .collect()
+    crate::json::curve(h)
 }
 
+/// Returns a percentile's place on the x axis: its number of nines (90 % is 1, 99 % is 2).
 fn nines(p: f64) -> f64 {
     let tail = (1.0 - p / 100.0).max(10f64.powf(-MAX_NINES));
     (-tail.log10()).clamp(0.0, MAX_NINES)
 }
 
-fn fmt_us(us: f64) -> String {
+/// Returns the label of a place on the x axis: `0%`, `90%`, `99%`, `99.9%`, ...
+fn percentile_label(n: f64) -> String {
+    format!("{}%", trim(100.0 * (1.0 - 10f64.powf(-n)), 4))
+}
+
+/// Returns a latency in microseconds in the unit that reads best: `50 µs`, `1.5 ms`, `2 s`.
+pub fn fmt_us(us: f64) -> String {
     if us >= 1e6 {
-        format!("{}S", trim(us / 1e6))
+        format!("{} s", trim(us / 1e6, 3))
     } else if us >= 1e3 {
-        format!("{}MS", trim(us / 1e3))
+        format!("{} ms", trim(us / 1e3, 3))
     } else {
-        format!("{}US", trim(us))
+        format!("{} µs", trim(us, 3))
     }
 }
 
-fn trim(v: f64) -> String {
-    let s = format!("{v:.3}");
+fn trim(v: f64, decimals: usize) -> String {
+    let s = format!("{v:.decimals$}");
     s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// Returns the points of a step line: latency holds until the next percentile, then rises.
+fn steps(pts: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let mut out = Vec::with_capacity(pts.len() * 2);
+    for &(p, us) in pts {
+        let x = nines(p);
+        if let Some(&(_, last)) = out.last() {
+            out.push((x, last));
+        }
+        out.push((x, us.max(0.001)));
+    }
+    out
 }
 
 /// Draws the series as a PNG at `out`.
@@ -142,99 +103,74 @@ pub fn draw(series: &[(String, Vec<(f64, f64)>)], title: &str, out: &Path) -> Re
     if series.iter().all(|(_, p)| p.is_empty()) {
         return Err("nothing to plot: every input is empty".into());
     }
+    fonts()?;
     let values = || {
         series
             .iter()
             .flat_map(|(_, pts)| pts.iter().map(|p| p.1.max(0.001)))
     };
-    let lo = values().fold(f64::MAX, f64::min).log10().floor();
-    let hi = values().fold(0.0f64, f64::max).log10().ceil().max(lo + 1.0);
-    let (pw, ph) = ((W - LEFT - RIGHT) as f64, (H - TOP - BOTTOM) as f64);
-    let to_xy = |p: f64, us: f64| {
-        let l = us.max(0.001).log10().clamp(lo, hi);
-        (
-            LEFT as f64 + nines(p) / MAX_NINES * pw,
-            (H - BOTTOM) as f64 - (l - lo) / (hi - lo) * ph,
-        )
-    };
-    let mut c = Canvas::new();
-    let (black, grid) = ([0, 0, 0], [225, 225, 225]);
-    // Grid and y labels, one per decade.
-    let mut d = lo;
-    while d <= hi {
-        let v = 10f64.powf(d);
-        let (_, y) = to_xy(0.0, v);
-        c.line((LEFT as f64, y), ((W - RIGHT) as f64, y), grid, 1);
-        let label = fmt_us(v);
-        c.text(
-            LEFT as i64 - 10 - text_width(&label, 2),
-            y as i64 - 7,
-            &label,
-            2,
-            black,
-        );
-        d += 1.0;
+    // Whole decades, so that the axis starts and ends on a labelled power of ten.
+    let lo = 10f64.powf(values().fold(f64::MAX, f64::min).log10().floor());
+    let hi = 10f64
+        .powf(values().fold(0.0f64, f64::max).log10().ceil())
+        .max(lo * 10.0);
+    let mut px = vec![255u8; (W * H * 3) as usize];
+    render(series, title, lo, hi, &mut px).map_err(|e| format!("cannot draw the plot: {e}"))?;
+    let file =
+        std::fs::File::create(out).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), W, H);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.write_header()
+        .and_then(|mut w| w.write_image_data(&px))
+        .map_err(|e| format!("cannot write {}: {e}", out.display()))
+}
+
+fn render(
+    series: &[(String, Vec<(f64, f64)>)],
+    title: &str,
+    lo: f64,
+    hi: f64,
+    px: &mut [u8],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let root = BitMapBackend::with_buffer(px, (W, H)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FONT, 26).into_font().style(FontStyle::Bold))
+        .margin(20)
+        .margin_right(50) // room for the last x label, centred on the edge
+        .x_label_area_size(55)
+        .y_label_area_size(85)
+        .build_cartesian_2d(0f64..MAX_NINES, (lo..hi).log_scale())?;
+    chart
+        .configure_mesh()
+        .x_labels(MAX_NINES as usize + 1)
+        .x_label_formatter(&|n| percentile_label(*n))
+        .y_label_formatter(&|us| fmt_us(*us))
+        .x_desc("Percentile")
+        .y_desc("Response time")
+        .axis_desc_style((FONT, 18))
+        .label_style((FONT, 15))
+        .light_line_style(RGBColor(240, 240, 240))
+        .bold_line_style(RGBColor(215, 215, 215))
+        .draw()?;
+    for (i, (label, pts)) in series.iter().enumerate() {
+        let (r, g, b) = COLOURS[i % COLOURS.len()];
+        let colour = RGBColor(r, g, b);
+        chart
+            .draw_series(LineSeries::new(steps(pts), colour.stroke_width(3)))?
+            .label(label.as_str())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 24, y + 6)], colour.filled()));
     }
-    // x ticks.
-    for (n, label) in ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%"]
-        .iter()
-        .enumerate()
-    {
-        let x = LEFT as f64 + n as f64 / MAX_NINES * pw;
-        c.line((x, TOP as f64), (x, (H - BOTTOM) as f64), grid, 1);
-        c.text(
-            x as i64 - text_width(label, 2) / 2,
-            (H - BOTTOM) as i64 + 12,
-            label,
-            2,
-            black,
-        );
-    }
-    // Axes.
-    c.line(
-        (LEFT as f64, TOP as f64),
-        (LEFT as f64, (H - BOTTOM) as f64),
-        black,
-        2,
-    );
-    c.line(
-        (LEFT as f64, (H - BOTTOM) as f64),
-        ((W - RIGHT) as f64, (H - BOTTOM) as f64),
-        black,
-        2,
-    );
-    c.text((W as i64 - text_width(title, 3)) / 2, 15, title, 3, black);
-    let xl = "PERCENTILE";
-    c.text(
-        (W as i64 - text_width(xl, 2)) / 2,
-        H as i64 - 30,
-        xl,
-        2,
-        black,
-    );
-    // Series, then the legend on top.
-    for (i, (_, pts)) in series.iter().enumerate() {
-        let colour = COLOURS[i % COLOURS.len()];
-        let mut prev: Option<(f64, f64)> = None;
-        for &(p, us) in pts {
-            let xy = to_xy(p, us);
-            if let Some(q) = prev {
-                // Step shape: latency holds until the next percentile, then rises.
-                c.line(q, (xy.0, q.1), colour, 3);
-                c.line((xy.0, q.1), xy, colour, 3);
-            }
-            prev = Some(xy);
-        }
-    }
-    for (i, (label, _)) in series.iter().enumerate() {
-        let colour = COLOURS[i % COLOURS.len()];
-        let y = TOP as i64 + 12 + i as i64 * 24;
-        let x = LEFT as i64 + 16;
-        c.rect(x, y, x + 28, y + 13, colour);
-        c.text(x + 40, y, label, 2, black);
-    }
-    let bytes = png::encode_rgb(W as u32, H as u32, &c.px)?;
-    std::fs::write(out, bytes).map_err(|e| format!("cannot write {}: {e}", out.display()))
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .label_font((FONT, 16))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
 }
 
 /// Draws histograms (one series each) as a PNG.
@@ -253,23 +189,6 @@ pub fn plot_histograms(
     draw(&s, title, out)
 }
 
-fn curve_from_json(path: &Path, text: &str) -> Result<Vec<(f64, f64)>, String> {
-    let v: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| format!("{}: not JSON: {e}", path.display()))?;
-    let pts = v["percentiles_us"]
-        .as_array()
-        .ok_or_else(|| format!("{}: no percentiles_us in this report", path.display()))?;
-    pts.iter()
-        .map(|p| match (p[0].as_f64(), p[1].as_f64()) {
-            (Some(a), Some(b)) => Ok((a, b)),
-            _ => Err(format!(
-                "{}: malformed percentiles_us point {p}",
-                path.display()
-            )),
-        })
-        .collect()
-}
-
 /// Draws the inputs of `cfg` (JSON reports or interval logs).
 ///
 /// # Errors
@@ -280,7 +199,7 @@ pub fn plot_files(cfg: &PlotConfig) -> Result<(), String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let curve = if text.trim_start().starts_with('{') {
-            curve_from_json(path, &text)?
+            crate::json::Report::read(path)?.percentiles_us
         } else {
             curve_of(&hlog::read_total(path)?.0)
         };

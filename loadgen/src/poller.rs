@@ -8,6 +8,13 @@
 //! Waits use `epoll_pwait2` (nanosecond timeout, Linux 5.11+) so that an open-loop schedule
 //! is honoured to the microsecond rather than rounded up to the next millisecond; on older
 //! kernels it falls back to `epoll_wait` with the timeout rounded up.
+//!
+//! Why not mio (issue 13 asked; measured in docs/benchmarks.md, "loadgen on standard
+//! crates"): mio 1.x waits with `epoll_wait` and a timeout rounded up to whole
+//! milliseconds, which is this file's fallback path, and it only offers edge-triggered
+//! readiness, so each wake-up would need a `recv` until `EAGAIN` (two per ping-pong
+//! request instead of one) or a list of connections with bytes left to read. The sockets
+//! themselves go through socket2 (`socket.rs`).
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};

@@ -1,57 +1,18 @@
-//! Finding a delimiter in a byte buffer, resumably, without a dependency.
+//! Finding a delimiter in a byte buffer, resumably.
 //!
 //! The line decoders keep the position where a search stopped and start the next one
 //! there, so a line that arrives one byte at a time is still scanned once. The search
-//! looks for the delimiter's first byte eight bytes at a time (SWAR: "SIMD within a
-//! register", plain `u64` arithmetic, no `unsafe`) and then compares the rest.
-
-/// `0x01` in every byte of a word.
-const LO: u64 = 0x0101_0101_0101_0101;
-/// `0x80` in every byte of a word.
-const HI: u64 = 0x8080_8080_8080_8080;
-
-/// Returns a word with the high bit set in the first byte of `w` that is zero (and
-/// possibly in later bytes too, which is why only the lowest set bit may be read).
-#[inline(always)]
-fn zero_bytes(w: u64) -> u64 {
-    w.wrapping_sub(LO) & !w & HI
-}
-
-#[inline(always)]
-fn word(hay: &[u8], i: usize) -> u64 {
-    let mut b = [0u8; 8];
-    b.copy_from_slice(&hay[i..i + 8]);
-    u64::from_le_bytes(b)
-}
+//! looks for the delimiter's first byte with `memchr` (SSE2/AVX2 on x86-64, chosen at
+//! run time; it replaced our own eight-bytes-at-a-time loop, see "Decoders" in
+//! docs/benchmarks.md for the figures) and then compares the rest. A whole-needle
+//! `memmem` search is not used: it would build a searcher per call (the decoders call
+//! once per line), and for CRLF the first byte is rare enough that one `memchr` per line
+//! is the whole cost.
 
 /// Returns the index of the first `needle` in `hay`.
 #[inline]
 pub(crate) fn find_byte(needle: u8, hay: &[u8]) -> Option<usize> {
-    let splat = LO.wrapping_mul(u64::from(needle));
-    let mut i = 0;
-    // Two words per turn: the common case (no match in 16 bytes) costs one branch.
-    while i + 16 <= hay.len() {
-        let a = zero_bytes(word(hay, i) ^ splat);
-        let b = zero_bytes(word(hay, i + 8) ^ splat);
-        if a | b != 0 {
-            // Little-endian load: the lowest set bit marks the first match, and a
-            // false positive can only sit above a true zero byte.
-            return Some(if a != 0 {
-                i + (a.trailing_zeros() / 8) as usize
-            } else {
-                i + 8 + (b.trailing_zeros() / 8) as usize
-            });
-        }
-        i += 16;
-    }
-    while i + 8 <= hay.len() {
-        let a = zero_bytes(word(hay, i) ^ splat);
-        if a != 0 {
-            return Some(i + (a.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
-    }
-    hay[i..].iter().position(|&b| b == needle).map(|p| i + p)
+    memchr::memchr(needle, hay)
 }
 
 /// Searches `hay` for the first complete `delim`.
@@ -83,12 +44,7 @@ pub(crate) fn find(hay: &[u8], delim: &[u8]) -> Result<usize, usize> {
 
 /// Returns the start of the last complete `delim` in `hay`.
 pub(crate) fn rfind(hay: &[u8], delim: &[u8]) -> Option<usize> {
-    if delim.len() > hay.len() {
-        return None;
-    }
-    (0..=hay.len() - delim.len())
-        .rev()
-        .find(|&i| &hay[i..i + delim.len()] == delim)
+    memchr::memmem::rfind(hay, delim)
 }
 
 #[cfg(test)]
