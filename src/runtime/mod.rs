@@ -46,7 +46,7 @@ use crate::reactor::Reactor;
 use crate::transport::OutputLimits;
 
 pub(crate) use shard::guarded;
-pub use signal::block_stop_signals;
+pub use signal::{block_stop_signals, on_reload, on_reopen_log};
 
 /// The default time a graceful shutdown waits for connections to drain.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -273,7 +273,11 @@ pub struct ServerBuilder {
     error: Option<ServerError>,
     config: Config,
     handle_signals: bool,
+    after_bind: Option<AfterBind>,
 }
+
+/// A hook run once after every endpoint is bound (see [`ServerBuilder::after_bind`]).
+type AfterBind = Box<dyn FnOnce() -> Result<(), String> + Send>;
 
 /// A weft server: see [`Server::builder`].
 pub struct Server;
@@ -311,6 +315,7 @@ impl Server {
                 native_io: default_native_io(),
             },
             handle_signals: false,
+            after_bind: None,
         }
     }
 }
@@ -424,6 +429,19 @@ impl ServerBuilder {
         self
     }
 
+    /// Runs `hook` once on the starting thread after every endpoint is bound and
+    /// before any shard thread exists: the place to drop privileges (Twisted's
+    /// `shedPrivileges` between `privilegedStartService` and `startService`), so no
+    /// shard ever accepts with them. An error ends `start` with
+    /// [`ServerError::Runtime`] and nothing is left bound.
+    pub fn after_bind<H>(mut self, hook: H) -> Self
+    where
+        H: FnOnce() -> Result<(), String> + Send + 'static,
+    {
+        self.after_bind = Some(Box::new(hook));
+        self
+    }
+
     /// Binds every endpoint, starts one executor per shard and returns once every
     /// shard is listening.
     ///
@@ -460,6 +478,9 @@ impl ServerBuilder {
             }
         }
 
+        if let Some(hook) = self.after_bind {
+            hook().map_err(ServerError::Runtime)?;
+        }
         if self.handle_signals {
             block_stop_signals();
         }
