@@ -1,261 +1,248 @@
-//! `weft`: serve the built-in services on every core.
+//! `weft`: serve the built-in services on every core, one at a time (`weft serve`)
+//! or several from a config file (`weft run`).
 //!
 //! ```text
-//! weft serve SERVICE [ENDPOINT ...] [--cores N] [--max-connections N]
-//!                    [--drain-timeout SECS] [--max-output-buffer BYTES] [--io native|glommio] [service options]
+//! weft serve SERVICE [ENDPOINT ...] [options]     weft run FILE.toml [options]
+//! weft check-config FILE    weft print-config    weft completions SHELL
 //! ```
-//! The default endpoint is `tcp:8000`. When every shard listens, one line per
-//! endpoint goes to stderr: `listening on tcp:127.0.0.1:PORT (N shards)`. SIGINT or
-//! SIGTERM stops gracefully and prints one summary line per shard. Logs go through
-//! `tracing`, filtered by `RUST_LOG` (default `info`).
+//! When every shard listens, one line per endpoint goes to stderr:
+//! `listening on tcp:127.0.0.1:PORT (N shards)`. SIGINT or SIGTERM stops gracefully
+//! and prints one summary line per shard; a second one stops at once. SIGHUP
+//! re-reads the config file of `weft run`; SIGUSR1 reopens `--log-file`. Exit
+//! codes: see `weft --help`.
 
-use std::io::IsTerminal;
+mod catalog;
+mod cli;
+mod config;
+mod logging;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use weft::protocols::Framing;
-use weft::services::limits::{ConnectionCounter, LimitTotalConnections};
-use weft::services::wire::{self, SimpleFactory};
-use weft::services::{finger, framed, logger};
-use weft::{Factory, Server, ServerBuilder};
+use clap::{CommandFactory, Parser};
+use weft::application::{AppError, Application, Credentials};
+use weft::{Server, ServerError};
 
-const USAGE: &str = "usage: weft serve SERVICE [ENDPOINT ...] [--cores N] [--max-connections N]
-                  [--drain-timeout SECS] [--max-output-buffer BYTES] [--io native|glommio] [service options]
+use catalog::{Policies, ServiceSpec};
+use cli::{Cli, Command, Io, SharedArgs};
+use logging::say;
 
-services:
-  echo [--framing F] [--max-length N] [--delimiter STR]
-                       write back every byte (RFC 862), or every frame in framing F:
-                       raw (default), line, lineonly, netstring, int8, int16, int32;
-                       --max-length is the longest frame kept (Twisted's MAX_LENGTH:
-                       16384 for lines, 99999 otherwise), longer ones close the
-                       connection; --delimiter ends lines (default '\\r\\n'; the escapes
-                       \\r \\n \\t \\0 \\\\ \\xHH are understood)
-  discard              read and ignore (RFC 863)
-  chargen              send the character pattern while the peer reads (RFC 864)
-  qotd [--quote TEXT]  send a quote, then close (RFC 865)
-  daytime              send the date and time, then close (RFC 867)
-  chat [--inbox-capacity N]
-                       the chat server: every line to every client on every core
-  finger --users FILE  answer one query line with the user's status, then close
-                       (RFC 1288; FILE has user:status or user=status lines)
-  logger --file PATH   append every line received to PATH
-
---io chooses the TCP data path: native (the default: weft's own io_uring ring per
-core, multishot receive and batched sends) or glommio (glommio's streams); the
-environment variable WEFT_IO sets the default the same way.
-
-ENDPOINT uses Twisted's syntax: tcp:PORT[:interface=ADDR][:backlog=N],
-tcp6:PORT[:interface=\\:\\:1], unix:PATH[:mode=660]; the default is tcp:8000.";
-
-struct Options {
-    service: String,
-    endpoints: Vec<String>,
-    cores: Option<usize>,
-    max_connections: Option<usize>,
-    drain_timeout: Option<Duration>,
-    max_output_buffer: Option<usize>,
-    quote: String,
-    inbox_capacity: usize,
-    framing: Framing,
-    max_length: Option<usize>,
-    delimiter: Option<Vec<u8>>,
-    users: Option<String>,
-    log_file: Option<String>,
-    /// `--io`: None leaves the library's default (native unless `WEFT_IO=glommio`).
-    native_io: Option<bool>,
+/// How a command failed: a usage or configuration error (exit 2) or a failure
+/// while running (exit 1).
+enum Failure {
+    Usage(String),
+    Runtime(String),
 }
 
-fn parse_args(args: &[String]) -> Result<Options, String> {
-    let mut it = args.iter();
-    match it.next().map(String::as_str) {
-        Some("serve") => {}
-        Some("-h" | "--help") | None => return Err(String::new()),
-        Some(other) => return Err(format!("unknown command {other:?}")),
+impl From<AppError> for Failure {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::Server(ServerError::Runtime(msg)) => Failure::Runtime(msg),
+            other => Failure::Usage(other.to_string()),
+        }
     }
-    let service = it.next().ok_or("missing SERVICE")?.clone();
-    let mut o = Options {
-        service,
-        endpoints: Vec::new(),
-        cores: None,
-        max_connections: None,
-        drain_timeout: None,
-        max_output_buffer: None,
-        quote: wire::DEFAULT_QUOTE.to_string(),
-        inbox_capacity: weft::mesh::DEFAULT_INBOX_CAPACITY,
-        framing: Framing::Raw,
-        max_length: None,
-        delimiter: None,
-        users: None,
-        log_file: None,
-        native_io: None,
+}
+
+/// What to run: the settings, resolved, and the services.
+struct Plan {
+    settings: SharedArgs,
+    /// The config file, re-read on SIGHUP, and the command line's settings, which
+    /// win over it.
+    reload_from: Option<(PathBuf, SharedArgs)>,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version print and exit 0; every usage error exits 2.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
     };
-    fn value<'a>(
-        it: &mut impl Iterator<Item = &'a String>,
-        flag: &str,
-    ) -> Result<&'a String, String> {
-        it.next().ok_or_else(|| format!("{flag} needs a value"))
-    }
-    fn number<T: std::str::FromStr>(s: &str, flag: &str) -> Result<T, String> {
-        s.parse()
-            .map_err(|_| format!("{flag}: {s:?} is not a valid number"))
-    }
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--cores" => o.cores = Some(number(value(&mut it, a)?, a)?),
-            "--max-connections" => o.max_connections = Some(number(value(&mut it, a)?, a)?),
-            "--drain-timeout" => {
-                let secs: f64 = number(value(&mut it, a)?, a)?;
-                o.drain_timeout = Some(
-                    Duration::try_from_secs_f64(secs).map_err(|_| format!("{a}: bad duration"))?,
-                );
-            }
-            "--max-output-buffer" => o.max_output_buffer = Some(number(value(&mut it, a)?, a)?),
-            "--quote" => o.quote = value(&mut it, a)?.clone(),
-            "--inbox-capacity" => o.inbox_capacity = number(value(&mut it, a)?, a)?,
-            "--framing" => o.framing = value(&mut it, a)?.parse()?,
-            "--max-length" => o.max_length = Some(number(value(&mut it, a)?, a)?),
-            "--delimiter" => o.delimiter = Some(framed::parse_delimiter(value(&mut it, a)?)?),
-            "--users" => o.users = Some(value(&mut it, a)?.clone()),
-            "--file" => o.log_file = Some(value(&mut it, a)?.clone()),
-            "--io" => {
-                o.native_io = Some(match value(&mut it, a)?.as_str() {
-                    "native" => true,
-                    "glommio" => false,
-                    other => return Err(format!("--io: {other:?} is neither native nor glommio")),
-                })
-            }
-            "--native-io" => o.native_io = Some(true), // the flag of weft 0.1, kept
-            "-h" | "--help" => return Err(String::new()),
-            flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
-            endpoint => o.endpoints.push(endpoint.to_string()),
-        }
-    }
-    if o.endpoints.is_empty() {
-        o.endpoints.push("tcp:8000".into());
-    }
-    Ok(o)
-}
-
-/// Adds the service to the builder, behind the cross-shard connection limit if set.
-fn listen<F, B>(b: ServerBuilder, o: &Options, build: B) -> ServerBuilder
-where
-    F: Factory,
-    B: Fn(usize) -> F + Send + Sync + 'static,
-{
-    match o.max_connections {
-        None => b.listen_all(&o.endpoints, build),
-        Some(max) => {
-            let counter = Arc::new(ConnectionCounter::default());
-            b.listen_all(&o.endpoints, move |shard| {
-                LimitTotalConnections::new(build(shard), max, Arc::clone(&counter))
+    let result = match cli.command {
+        Command::Serve(args) => {
+            let mut settings = args.shared;
+            settings.services = vec![args.service];
+            execute(Plan {
+                settings,
+                reload_from: None,
             })
         }
-    }
-}
-
-fn run(o: Options) -> Result<(), String> {
-    let mut b = Server::builder().handle_signals(true);
-    if let Some(on) = o.native_io {
-        b = b.native_io(on);
-    }
-    if let Some(n) = o.cores {
-        b = b.cores(n);
-    }
-    if let Some(d) = o.drain_timeout {
-        b = b.drain_timeout(d);
-    }
-    if let Some(n) = o.max_output_buffer {
-        b = b.max_output_buffer(n);
-    }
-    b = match o.service.as_str() {
-        "echo" if o.framing == Framing::Raw && o.max_length.is_none() && o.delimiter.is_none() => {
-            listen(b, &o, |_| SimpleFactory::new(|| wire::Echo))
+        Command::Run(args) => match config::load(&args.file) {
+            Ok(file) => execute(Plan {
+                settings: args.shared.clone().or(file),
+                reload_from: Some((args.file, args.shared)),
+            }),
+            Err(e) => Err(Failure::Usage(e.0)),
+        },
+        Command::CheckConfig { file } => config::load(&file)
+            .map_err(|e| Failure::Usage(e.0))
+            .and_then(|c| check_services(&c)),
+        Command::PrintConfig => {
+            use std::io::Write as _;
+            let _ = std::io::stdout().write_all(config::DEFAULT_CONFIG.as_bytes());
+            Ok(())
         }
-        "echo" => {
-            let line = matches!(o.framing, Framing::Line | Framing::LineOnly);
-            if o.framing == Framing::Raw {
-                return Err("--max-length and --delimiter need a --framing other than raw".into());
-            }
-            if o.delimiter.is_some() && !line {
-                return Err("--delimiter applies to --framing line and lineonly only".into());
-            }
-            let mut config = framed::EchoConfig::new(o.framing);
-            config.max_length = o.max_length;
-            if let Some(d) = &o.delimiter {
-                config.delimiter = d.clone();
-            }
-            listen(b, &o, move |_| {
-                framed::FramedEchoFactory::new(config.clone())
-            })
+        Command::Completions { shell } => {
+            use std::io::Write as _;
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "weft", &mut script);
+            let _ = std::io::stdout().write_all(&script);
+            Ok(())
         }
-        "finger" => {
-            let path = o.users.as_deref().ok_or("finger needs --users FILE")?;
-            let users = finger::StaticUsers::from_file(std::path::Path::new(path))?;
-            listen(b, &o, move |_| finger::FingerFactory::new(users.clone()))
-        }
-        "logger" => {
-            let path = o.log_file.clone().ok_or("logger needs --file PATH")?;
-            logger::LoggerFactory::open(std::path::Path::new(&path))
-                .map_err(|e| format!("cannot open {path} for appending: {e}"))?;
-            listen(b, &o, move |_| logger::LoggerFactory::new(&path))
-        }
-        "discard" => listen(b, &o, |_| SimpleFactory::new(|| wire::Discard)),
-        "chargen" => listen(b, &o, |_| SimpleFactory::new(|| wire::Chargen)),
-        "daytime" => listen(b, &o, |_| SimpleFactory::new(|| wire::Daytime)),
-        "qotd" => {
-            let quote = o.quote.clone();
-            listen(b, &o, move |_| {
-                let q: Rc<str> = Rc::from(quote.as_str());
-                SimpleFactory::new(move || wire::Qotd::new(Rc::clone(&q)))
-            })
-        }
-        "chat" => {
-            let mesh = weft::services::chat::ChatMesh::new(b.shard_count(), o.inbox_capacity);
-            listen(b, &o, move |shard| {
-                weft::services::chat::ChatFactory::join(&mesh, shard)
-            })
-        }
-        other => return Err(format!("unknown service {other:?}")),
     };
-    let server = b.start().map_err(|e| e.to_string())?;
-    for addr in server.addresses() {
-        eprintln!("listening on {addr} ({} shards)", server.shards());
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(msg)) => {
+            say!("weft: {msg}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(msg)) => {
+            say!("weft: {msg}");
+            ExitCode::FAILURE
+        }
     }
-    let summaries = server.join().map_err(|e| e.to_string())?;
-    for s in summaries {
-        eprintln!("{s}");
+}
+
+/// Builds every service once (reading the files they name) without serving.
+fn check_services(c: &SharedArgs) -> Result<(), Failure> {
+    let shards = c.cores.unwrap_or_else(cli::available_cores);
+    for (i, s) in c.services.iter().enumerate() {
+        s.build(&service_name(i, s), shards, &Policies::default())
+            .map_err(|m| Failure::Usage(format!("service {} ({}): {m}", i + 1, s.kind())))?;
     }
     Ok(())
 }
 
-fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let opts = match parse_args(&args) {
-        Ok(o) => o,
-        Err(msg) if msg.is_empty() => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
+fn service_name(index: usize, s: &ServiceSpec) -> String {
+    format!("{}-{}", s.kind(), index + 1)
+}
+
+fn execute(plan: Plan) -> Result<(), Failure> {
+    let s = &plan.settings;
+    // Everything that can be wrong with the input is found before anything binds.
+    let credentials = match &s.uid {
+        Some(user) => Some(
+            Credentials::resolve(user, s.gid.as_deref())
+                .map_err(|e| Failure::Usage(e.to_string()))?,
+        ),
+        None if s.gid.is_some() => {
+            return Err(Failure::Usage("--gid needs --uid".into()));
         }
-        Err(msg) => {
-            eprintln!("weft: {msg}\n{USAGE}");
-            return ExitCode::from(2);
+        None => None,
+    };
+    // The command line and WEFT_LOG_LEVEL, then RUST_LOG, then the file.
+    let (level, file_level) = match &plan.reload_from {
+        Some((_, overrides)) => (overrides.log_level.as_deref(), s.log_level.as_deref()),
+        None => (s.log_level.as_deref(), None),
+    };
+    let filter = logging::filter(level, file_level).map_err(Failure::Usage)?;
+    let target = match &s.log_file {
+        Some(path) => logging::Target::File(Arc::new(
+            logging::LogFile::open(path).map_err(Failure::Usage)?,
+        )),
+        None => logging::Target::Stderr,
+    };
+
+    let mut builder = Server::builder().handle_signals(true);
+    if let Some(n) = s.cores {
+        builder = builder.cores(n);
+    }
+    match (s.io, s.native_io) {
+        (Some(Io::Native), _) | (None, true) => builder = builder.native_io(true),
+        (Some(Io::Glommio), _) => builder = builder.native_io(false),
+        (None, false) => {}
+    }
+    if let Some(d) = s.drain_timeout {
+        builder = builder.drain_timeout(Duration::from_secs_f64(d));
+    }
+    if let Some(n) = s.max_output_buffer {
+        builder = builder.max_output_buffer(n);
+    }
+    let shards = builder.shard_count();
+
+    let policies = Policies {
+        active: s.has_policy() || plan.reload_from.is_some(),
+        ..Policies::default()
+    };
+    s.apply_policies(&policies.settings);
+    let mut app = Application::new("weft");
+    app.set_credentials(credentials)
+        .join_port_group(s.join_port_group);
+    for (i, spec) in s.services.iter().enumerate() {
+        let service = spec
+            .build(&service_name(i, spec), shards, &policies)
+            .map_err(Failure::Usage)?;
+        app.add_service(Box::new(service));
+    }
+
+    let filter_handle = logging::init(target.clone(), s.log_format.unwrap_or_default(), filter);
+    if let logging::Target::File(file) = target {
+        weft::runtime::on_reopen_log(move || file.reopen());
+    }
+    if let Some((path, overrides)) = plan.reload_from.clone() {
+        let settings = Arc::clone(&policies.settings);
+        weft::runtime::on_reload(move || reload(&path, &overrides, &settings, &filter_handle));
+    }
+
+    let running = app.start(builder)?;
+    let server = running.server();
+    for addr in server.addresses() {
+        say!("listening on {addr} ({} shards)", server.shards());
+    }
+    let summaries = running.join()?;
+    for summary in summaries {
+        say!("{summary}");
+    }
+    let st = &policies.stats;
+    if policies.active {
+        tracing::info!(
+            refused_total = st.refused_total(),
+            refused_peer = st.refused_peer(),
+            timed_out = st.timed_out(),
+            throttled = st.throttled(),
+            "policies"
+        );
+    }
+    Ok(())
+}
+
+/// SIGHUP: re-reads the config file and applies what can change without dropping
+/// a connection (the connection policies and the log filter); the command line's
+/// settings still win. A bad file is reported and changes nothing.
+fn reload(
+    path: &std::path::Path,
+    overrides: &SharedArgs,
+    policies: &weft::policies::PolicySettings,
+    filter: &logging::FilterHandle,
+) {
+    let file = match config::load(path) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!("reload failed, nothing changed: {}", e.0);
+            return;
         }
     };
-    match run(opts) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(msg) => {
-            eprintln!("weft: {msg}");
-            ExitCode::FAILURE
+    let file_level = file.log_level.clone();
+    let merged = overrides.clone().or(file);
+    let level = overrides.log_level.as_deref();
+    match logging::filter(level, file_level.as_deref()) {
+        Ok(f) => {
+            let _ = filter.reload(f);
         }
+        Err(e) => tracing::error!("reload: {e}"),
     }
+    merged.apply_policies(policies);
+    tracing::info!(
+        max_connections = ?merged.max_connections,
+        max_connections_per_peer = ?merged.max_connections_per_peer,
+        idle_timeout = ?merged.idle_timeout,
+        read_rate = ?merged.read_rate,
+        write_rate = ?merged.write_rate,
+        "reloaded {}",
+        path.display()
+    );
 }
