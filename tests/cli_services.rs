@@ -195,18 +195,24 @@ fn bad_arguments_fail_with_a_message_naming_the_problem() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
+    // Every usage error exits 2, a bad endpoint included: it is found before
+    // anything binds.
     let (code, err) = run(&["serve", "echo", "tcp:99999"]);
-    assert_eq!(code, Some(1));
+    assert_eq!(code, Some(2));
     assert!(err.contains("`port`"), "{err}");
     let (code, err) = run(&["serve", "echo", "tcp:0:interface=localhost"]);
-    assert_eq!(code, Some(1));
+    assert_eq!(code, Some(2));
     assert!(err.contains("`interface`"), "{err}");
     let (code, err) = run(&["serve", "nosuch"]);
-    assert_eq!(code, Some(1));
-    assert!(err.contains("unknown service"), "{err}");
+    assert_eq!(code, Some(2));
+    assert!(err.contains("unrecognized subcommand 'nosuch'"), "{err}");
     let (code, err) = run(&["serve", "echo", "--cores"]);
     assert_eq!(code, Some(2));
-    assert!(err.contains("--cores needs a value"), "{err}");
+    assert!(err.contains("'--cores <N>'"), "{err}");
+    // A flag of another service is refused, not ignored.
+    let (code, err) = run(&["serve", "echo", "--users", "x"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("'--users'"), "{err}");
 }
 
 #[test]
@@ -238,5 +244,8 @@ fn io_chooses_the_tcp_data_path_and_overrides_the_environment() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--io: \"uring\""), "{err}");
+    assert!(
+        err.contains("invalid value 'uring' for '--io <IO>'"),
+        "{err}"
+    );
 }

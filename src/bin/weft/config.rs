@@ -108,7 +108,25 @@ pub fn parse(path: &Path, text: &str) -> Result<SharedArgs, ConfigError> {
     let config: SharedArgs = toml::from_str(text).map_err(|e| {
         let msg = e.message().trim().replace('\n', " ");
         match e.span() {
-            Some(span) => ConfigError(format!("{name}:{}: {msg}", line_at(text, span.start))),
+            Some(span) => {
+                let line = line_at(text, span.start);
+                // A type error does not name its key: the line does.
+                let key = text
+                    .lines()
+                    .nth(line - 1)
+                    .and_then(|l| l.split_once('='))
+                    .map(|(k, _)| k.trim())
+                    .filter(|k| {
+                        !k.is_empty()
+                            && k.chars()
+                                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                            && !msg.contains(&format!("`{k}`"))
+                    });
+                match key {
+                    Some(k) => ConfigError(format!("{name}:{line}: {k}: {msg}")),
+                    None => ConfigError(format!("{name}:{line}: {msg}")),
+                }
+            }
             None => ConfigError(format!("{name}: {msg}")),
         }
     })?;
