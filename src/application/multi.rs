@@ -13,9 +13,10 @@ use crate::runtime::{ServerBuilder, ServerHandle};
 /// use weft::application::{ListeningService, MultiService, Service};
 /// use weft::services::wire::{Echo, SimpleFactory};
 /// let mut all = MultiService::new("all");
-/// all.add_service(Box::new(ListeningService::new("echo", &["tcp:0"], |_| SimpleFactory::new(|| Echo)))).unwrap();
+/// let echo = || Box::new(ListeningService::new("echo", &["tcp:0"], |_| SimpleFactory::new(|| Echo)));
+/// assert!(all.add_service(echo()).is_ok());
 /// assert!(all.get_service_named("echo").is_some());
-/// assert!(all.add_service(Box::new(ListeningService::new("echo", &["tcp:0"], |_| SimpleFactory::new(|| Echo)))).is_err());
+/// assert!(all.add_service(echo()).is_err()); // the name is taken
 /// ```
 pub struct MultiService {
     name: String,
