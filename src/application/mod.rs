@@ -36,6 +36,7 @@ mod multi;
 mod port_group;
 mod privileges;
 mod service;
+pub mod systemd;
 
 pub use app::{AppError, Application, RunningApplication};
 pub use client_service::ClientService;

@@ -46,7 +46,7 @@ use crate::reactor::Reactor;
 use crate::transport::OutputLimits;
 
 pub(crate) use shard::guarded;
-pub use signal::{block_stop_signals, on_reload, on_reopen_log};
+pub use signal::{block_stop_signals, on_reload, on_reopen_log, on_stopping};
 
 /// The default time a graceful shutdown waits for connections to drain.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);

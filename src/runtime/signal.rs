@@ -5,8 +5,8 @@
 //! `sigwait`, as nginx's master does:
 //!
 //! ```text
-//! SIGINT / SIGTERM   first: StopHandle::stop (graceful drain, bounded by the drain
-//!                    timeout); second: the process exits at once with 128 + signal
+//! SIGINT / SIGTERM   first: the on_stopping hooks, then StopHandle::stop (graceful
+//!                    drain, bounded by the drain timeout); second: the process exits at once with 128 + signal
 //! SIGHUP             runs the hooks given to on_reload (taken only if there is one)
 //! SIGUSR1            runs the hooks given to on_reopen_log (taken only if there is one)
 //! ```
@@ -27,11 +27,13 @@ type Hook = Arc<dyn Fn() + Send + Sync>;
 struct Hooks {
     reload: Vec<Hook>,
     reopen_log: Vec<Hook>,
+    stopping: Vec<Hook>,
 }
 
 static HOOKS: Mutex<Hooks> = Mutex::new(Hooks {
     reload: Vec::new(),
     reopen_log: Vec::new(),
+    stopping: Vec::new(),
 });
 
 fn hooks() -> std::sync::MutexGuard<'static, Hooks> {
@@ -50,6 +52,12 @@ pub fn on_reload<H: Fn() + Send + Sync + 'static>(hook: H) {
 /// logrotate moved it). Register before the server starts, as [`on_reload`].
 pub fn on_reopen_log<H: Fn() + Send + Sync + 'static>(hook: H) {
     hooks().reopen_log.push(Arc::new(hook));
+}
+
+/// Runs `hook` on the signal thread when the first SIGINT or SIGTERM starts the
+/// graceful stop (to tell systemd `STOPPING=1`, for example).
+pub fn on_stopping<H: Fn() + Send + Sync + 'static>(hook: H) {
+    hooks().stopping.push(Arc::new(hook));
 }
 
 fn handled_set() -> libc::sigset_t {
@@ -130,6 +138,8 @@ fn on_signal(sig: libc::c_int, stop: &StopHandle) {
                 std::process::exit(128 + sig);
             }
             tracing::info!("Received {name}, shutting down.");
+            let stopping = hooks().stopping.clone();
+            run_hooks(&stopping, name);
             stop.stop();
         }
     }

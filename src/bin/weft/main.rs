@@ -15,6 +15,7 @@ mod catalog;
 mod cli;
 mod config;
 mod logging;
+mod notify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -163,6 +164,7 @@ fn execute(plan: Plan) -> Result<(), Failure> {
         builder = builder.max_output_buffer(n);
     }
     let shards = builder.shard_count();
+    let (builder, notifier) = notify::Notifier::setup(builder, shards).map_err(Failure::Runtime)?;
 
     let policies = Policies {
         active: s.has_policy() || plan.reload_from.is_some(),
@@ -192,6 +194,9 @@ fn execute(plan: Plan) -> Result<(), Failure> {
     let server = running.server();
     for addr in server.addresses() {
         say!("listening on {addr} ({} shards)", server.shards());
+    }
+    if let Some(n) = notifier {
+        n.ready(server);
     }
     let summaries = running.join()?;
     for summary in summaries {
