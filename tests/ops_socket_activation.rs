@@ -43,7 +43,7 @@ fn activated(io: &str) -> Vec<u64> {
         }
     });
     let mut log = Vec::new();
-    let mut wait_for = |needle: &str, log: &mut Vec<String>| {
+    let wait_for = |needle: &str, log: &mut Vec<String>| {
         let deadline = Instant::now() + Duration::from_secs(30);
         while !log.iter().any(|l: &String| l.contains(needle)) {
             let left = deadline.saturating_duration_since(Instant::now());
