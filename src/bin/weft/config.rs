@@ -98,6 +98,34 @@ fn line_of_key(text: &str, key: &str) -> Option<usize> {
         .map(|i| i + 1)
 }
 
+/// A service's error is reported at its `[[service]]` line (serde reads a tagged
+/// table whole): move it to the line of the unknown key or of the bad value.
+fn refine_line(text: &str, line: usize, msg: &str) -> usize {
+    let after = |pred: &dyn Fn(&str) -> bool| {
+        text.lines()
+            .enumerate()
+            .skip(line - 1)
+            .take_while(|(i, l)| *i == line - 1 || !l.trim_start().starts_with('['))
+            .find(|(_, l)| pred(l))
+            .map_or(line, |(i, _)| i + 1)
+    };
+    if let Some(key) = msg
+        .strip_prefix("unknown field `")
+        .and_then(|r| r.split('`').next())
+    {
+        return after(&|l: &str| {
+            l.trim_start()
+                .strip_prefix(key)
+                .is_some_and(|r| r.trim_start().starts_with('='))
+        });
+    }
+    if let Some(value) = msg.strip_prefix('"').and_then(|r| r.split('"').next()) {
+        let quoted = format!("\"{value}\"");
+        return after(&|l: &str| l.contains(&quoted));
+    }
+    line
+}
+
 /// Parses `text` (read from `path`) and checks the values that TOML's types do
 /// not: cores within the machine's, durations not negative, at least one service.
 ///
@@ -109,7 +137,7 @@ pub fn parse(path: &Path, text: &str) -> Result<SharedArgs, ConfigError> {
         let msg = e.message().trim().replace('\n', " ");
         match e.span() {
             Some(span) => {
-                let line = line_at(text, span.start);
+                let line = refine_line(text, line_at(text, span.start), &msg);
                 // A type error does not name its key: the line does.
                 let key = text
                     .lines()
@@ -193,8 +221,7 @@ mod tests {
         let text =
             "cores = 1\n\n[[service]]\nkind = \"echo\"\nlisten = [\"tcp:0\"]\nfrming = \"line\"\n";
         let e = parse(Path::new("x.toml"), text).unwrap_err().0;
-        assert!(e.starts_with("x.toml:"), "{e}");
-        assert!(e.contains("frming"), "{e}");
+        assert!(e.starts_with("x.toml:6: unknown field `frming`"), "{e}");
         assert!(!e.contains('\n'), "{e}");
     }
 
@@ -206,6 +233,7 @@ mod tests {
         )
         .unwrap_err()
         .0;
+        assert!(e.starts_with("x.toml:3: listen: \"tcp:99999\""), "{e}");
         assert!(e.contains("port"), "{e}");
         let e = parse(
             Path::new("x.toml"),
