@@ -185,9 +185,16 @@ fn execute(plan: Plan) -> Result<(), Failure> {
     if let logging::Target::File(file) = target {
         weft::runtime::on_reopen_log(move || file.reopen());
     }
-    if let Some((path, overrides)) = plan.reload_from.clone() {
-        let settings = Arc::clone(&policies.settings);
-        weft::runtime::on_reload(move || reload(&path, &overrides, &settings, &filter_handle));
+    match plan.reload_from.clone() {
+        Some((path, overrides)) => {
+            let settings = Arc::clone(&policies.settings);
+            weft::runtime::on_reload(move || reload(&path, &overrides, &settings, &filter_handle));
+        }
+        // Without a file there is nothing to re-read, but SIGHUP must not end the
+        // server (its default action) either.
+        None => weft::runtime::on_reload(|| {
+            tracing::info!("nothing to reload: `weft serve` has no config file (see `weft run`)");
+        }),
     }
 
     let running = app.start(builder)?;
