@@ -103,6 +103,9 @@ pub struct Admitted<P> {
     shard: Rc<ShardState>,
     idle_period: Option<std::time::Duration>,
     idle: Option<IdleTimeout>,
+    /// The rates, read at admission; their buckets start at `connection_made`,
+    /// where the shard's clock is at hand.
+    rates: (Option<u64>, Option<u64>),
     read: Option<RateLimit>,
     write: Option<RateLimit>,
     /// Set while reading is paused by a bucket, so that one pause has one resume.
@@ -134,15 +137,15 @@ impl<F: Factory> Factory for PolicyFactory<F> {
                 }
             };
         let inner = self.inner.build_protocol(peer)?;
-        let now = 0.0; // buckets start on connection_made, on the shard's clock
         Some(Policed::Admitted(Box::new(Admitted {
             inner,
             _admission: admission,
             shard: Rc::clone(&self.shard),
             idle_period: s.idle_timeout(),
             idle: None,
-            read: s.read_rate().map(|r| RateLimit::new(r, now)),
-            write: s.write_rate().map(|r| RateLimit::new(r, now)),
+            rates: (s.read_rate(), s.write_rate()),
+            read: None,
+            write: None,
             throttled: Rc::new(Cell::new(false)),
         })))
     }
@@ -209,12 +212,8 @@ impl<P: Protocol> Protocol for Policed<P> {
             }
         };
         let now = t.reactor().seconds();
-        if let Some(b) = &mut a.read {
-            b.spend(0, now);
-        }
-        if let Some(b) = &mut a.write {
-            b.spend(0, now);
-        }
+        a.read = a.rates.0.map(|r| RateLimit::new(r, now));
+        a.write = a.rates.1.map(|r| RateLimit::new(r, now));
         if let Some(period) = a.idle_period {
             let shard = Rc::clone(&a.shard);
             let peer = t.peer().clone();
