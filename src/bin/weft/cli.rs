@@ -161,7 +161,7 @@ pub struct SharedArgs {
     )]
     pub max_output_buffer: Option<usize>,
     /// The TCP data path [default: native].
-    #[arg(long, global = true, env = "WEFT_IO", value_enum)]
+    #[arg(long, global = true, env = "WEFT_IO", value_enum, ignore_case = true)]
     pub io: Option<Io>,
     /// The flag of weft 0.1, the same as --io native.
     #[arg(long, global = true, hide = true)]
