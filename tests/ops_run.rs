@@ -168,3 +168,42 @@ fn sigusr1_after_the_log_file_was_moved_writes_to_a_new_file() {
     assert_eq!(code, 0);
     wait_for_file_line(&log, "Received SIGTERM");
 }
+
+#[test]
+fn sighup_changes_the_log_level() {
+    let dir = temp_dir("level");
+    let config = dir.join("weft.toml");
+    let write_config = |level: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "log_level = \"{level}\"\n\n[[service]]\nkind = \"echo\"\n\
+                 listen = [\"tcp:0:interface=127.0.0.1\"]\n"
+            ),
+        )
+        .unwrap();
+    };
+    write_config("warn");
+    // RUST_LOG would win over the file's level.
+    let mut p = WeftProcess::start_with("unset RUST_LOG;", &["run", config.to_str().unwrap()]);
+    write_config("info");
+    p.signal("HUP");
+    // "Received SIGHUP" is logged at info before the reload, under warn: not shown;
+    // "reloaded" is logged after it, under info.
+    assert!(
+        p.wait_for_log("reloaded", Duration::from_secs(20)),
+        "{:?}",
+        p.log
+    );
+    assert!(
+        !p.log.iter().any(|l| l.contains("Received SIGHUP")),
+        "{:?}",
+        p.log
+    );
+    let (code, log) = p.terminate();
+    assert_eq!(code, 0);
+    assert!(
+        log.iter().any(|l| l.contains("Received SIGTERM")),
+        "{log:?}"
+    );
+}
