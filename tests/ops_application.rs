@@ -58,12 +58,19 @@ fn a_server_and_a_client_service_run_in_one_application_and_the_client_reconnect
         &["tcp:0:interface=127.0.0.1"],
         |_| SimpleFactory::new(|| Echo),
     )))
+    .unwrap()
     .add_service(Box::new(ClientService::new(
         "hello",
         endpoint.parse().unwrap(),
         || HelloFactory,
     )))
-    .add_service(Box::new(Recorder(Arc::clone(&log))));
+    .unwrap()
+    .add_service(Box::new(Recorder(Arc::clone(&log))))
+    .unwrap();
+    assert!(matches!(
+        app.add_service(Box::new(Recorder(Arc::clone(&log)))),
+        Err(weft::application::AppError::DuplicateService(_))
+    ));
     let running = app.start(weft::Server::builder().cores(2)).unwrap();
 
     let mut c = connect(running.server().tcp_addr().unwrap());

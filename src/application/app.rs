@@ -18,6 +18,8 @@ pub enum AppError {
     Privileges(PrivilegeError),
     /// The server failed to start or a shard failed.
     Server(ServerError),
+    /// A service with that name was added already (Twisted raises `RuntimeError`).
+    DuplicateService(String),
 }
 
 impl fmt::Display for AppError {
@@ -26,6 +28,9 @@ impl fmt::Display for AppError {
             AppError::Port(e) => e.fmt(f),
             AppError::Privileges(e) => e.fmt(f),
             AppError::Server(e) => e.fmt(f),
+            AppError::DuplicateService(name) => {
+                write!(f, "a service named {name:?} exists already")
+            }
         }
     }
 }
@@ -39,7 +44,8 @@ impl std::error::Error for AppError {}
 /// use weft::application::{Application, ListeningService};
 /// use weft::services::wire::{Echo, SimpleFactory};
 /// let mut app = Application::new("echo");
-/// app.add_service(Box::new(ListeningService::new("echo", &["tcp:8000"], |_| SimpleFactory::new(|| Echo))));
+/// app.add_service(Box::new(ListeningService::new("echo", &["tcp:8000"], |_| SimpleFactory::new(|| Echo))))
+///     .expect("a new name");
 /// let running = app.start(weft::Server::builder().handle_signals(true)).expect("started");
 /// running.join().expect("stopped cleanly");
 /// ```
@@ -80,13 +86,15 @@ impl Application {
         self
     }
 
-    /// Adds a service (see [`MultiService::add_service`]); a duplicate name is
-    /// logged and the service dropped.
-    pub fn add_service(&mut self, service: Box<dyn Service>) -> &mut Self {
-        if let Err((_, msg)) = self.services.add_service(service) {
-            tracing::error!("{msg}");
+    /// Adds a service (see [`MultiService::add_service`]).
+    ///
+    /// # Errors
+    /// [`AppError::DuplicateService`] if one of that name was added already.
+    pub fn add_service(&mut self, service: Box<dyn Service>) -> Result<&mut Self, AppError> {
+        if let Err((s, _)) = self.services.add_service(service) {
+            return Err(AppError::DuplicateService(s.name().to_string()));
         }
-        self
+        Ok(self)
     }
 
     /// Returns the services.

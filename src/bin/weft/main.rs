@@ -178,7 +178,7 @@ fn execute(plan: Plan) -> Result<(), Failure> {
         let service = spec
             .build(&service_name(i, spec), shards, &policies)
             .map_err(Failure::Usage)?;
-        app.add_service(Box::new(service));
+        app.add_service(Box::new(service))?;
     }
 
     let filter_handle = logging::init(target.clone(), s.log_format.unwrap_or_default(), filter);
