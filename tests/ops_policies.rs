@@ -109,55 +109,89 @@ fn the_per_peer_cap_holds_across_shards() {
     );
 }
 
-#[test]
-fn a_reader_is_kept_to_its_read_rate() {
-    const RATE: f64 = 64_000.0;
+/// Starts weft with `limit` (a rate option and its value), pushes data into echo
+/// connections as fast as they take it, and counts what comes back (what the
+/// server read) over 3 s after the first byte; returns (bytes, seconds).
+fn echoed_over_3_s(limit: [&str; 2], clients: usize) -> (f64, f64) {
     let p = WeftProcess::start(&[
         "serve",
         "echo",
         "tcp:0:interface=127.0.0.1",
         "--cores",
-        "1",
-        "--read-rate",
-        "64000",
+        "2",
+        limit[0],
+        limit[1],
     ]);
-    let mut c = connect(p.tcp_addr());
-    let mut writer = c.try_clone().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
-    let stop_w = Arc::clone(&stop);
-    let push = std::thread::spawn(move || {
-        let chunk = [b'x'; 16 * 1024];
-        while !stop_w.load(Ordering::Relaxed) {
-            if writer.write_all(&chunk).is_err() {
-                break;
+    let mut readers = Vec::new();
+    let mut pushers = Vec::new();
+    for _ in 0..clients {
+        let c = connect(p.tcp_addr());
+        let mut writer = c.try_clone().unwrap();
+        let stop_w = Arc::clone(&stop);
+        pushers.push(std::thread::spawn(move || {
+            let chunk = [b'x'; 16 * 1024];
+            while !stop_w.load(Ordering::Relaxed) {
+                if writer.write_all(&chunk).is_err() {
+                    break;
+                }
             }
-        }
-    });
-    // What comes back is what the server read: measure it over 3 s after the first
-    // byte (the bucket allows one second of burst on top).
-    let mut buf = vec![0u8; 64 * 1024];
-    let n = c.read(&mut buf).unwrap();
-    let start = Instant::now();
-    let mut total = n;
-    while start.elapsed() < Duration::from_secs(3) {
-        total += c.read(&mut buf).unwrap();
+        }));
+        readers.push(c);
     }
+    let start = Instant::now();
+    let counts: Vec<_> = readers
+        .into_iter()
+        .map(|mut c| {
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut total = 0;
+                while start.elapsed() < Duration::from_secs(3) {
+                    total += c.read(&mut buf).unwrap();
+                }
+                let _ = c.shutdown(std::net::Shutdown::Both); // ends the blocked writer
+                total
+            })
+        })
+        .collect();
+    let total: usize = counts.into_iter().map(|h| h.join().unwrap()).sum();
     let secs = start.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
-    let rate = total as f64 / secs;
-    eprintln!("read rate: {rate:.0} B/s over {secs:.2} s (limit {RATE})");
-    // One second of burst, plus what was already received when a pause took effect
-    // (up to a 64 KiB read and the ring's 16 x 8 KiB buffers); unthrottled, loopback
-    // would carry hundreds of megabytes in this time.
-    let slack = 256.0 * 1024.0;
+    for h in pushers {
+        let _ = h.join();
+    }
+    eprintln!(
+        "{} {}: {clients} readers got {:.0} B/s over {secs:.2} s",
+        limit[0],
+        limit[1],
+        total as f64 / secs
+    );
+    (total as f64, secs)
+}
+
+/// One second of burst, plus per connection what was already received when a pause
+/// took effect (a 64 KiB read and the ring's 16 x 8 KiB buffers); unthrottled,
+/// loopback would carry hundreds of megabytes in this time.
+const SLACK: f64 = 256.0 * 1024.0;
+
+#[test]
+fn a_reader_is_kept_to_its_read_rate() {
+    const RATE: f64 = 64_000.0;
+    let (total, secs) = echoed_over_3_s(["--read-rate", "64000"], 1);
     assert!(
-        total as f64 <= RATE * (secs + 1.0) + slack,
+        total <= RATE * (secs + 1.0) + SLACK,
         "{total} bytes in {secs} s"
     );
+    assert!(total >= RATE * secs * 0.5, "{total} bytes in {secs} s");
+}
+
+#[test]
+fn the_total_read_rate_holds_for_every_connection_together() {
+    const RATE: f64 = 64_000.0;
+    let (total, secs) = echoed_over_3_s(["--total-read-rate", "64000"], 4);
     assert!(
-        total as f64 >= RATE * secs * 0.5,
+        total <= RATE * (secs + 1.0) + 4.0 * SLACK,
         "{total} bytes in {secs} s"
     );
-    let _ = c.shutdown(std::net::Shutdown::Both); // ends the blocked writer
-    let _ = push.join();
+    assert!(total >= RATE * secs * 0.5, "{total} bytes in {secs} s");
 }

@@ -110,6 +110,8 @@ pub struct Admitted<P> {
     write: Option<RateLimit>,
     /// Set while reading is paused by a bucket, so that one pause has one resume.
     throttled: Rc<Cell<bool>>,
+    /// The settings, for the total rates, when one was set at admission.
+    totals: Option<Arc<PolicySettings>>,
 }
 
 impl<F: Factory> Factory for PolicyFactory<F> {
@@ -147,6 +149,8 @@ impl<F: Factory> Factory for PolicyFactory<F> {
             read: None,
             write: None,
             throttled: Rc::new(Cell::new(false)),
+            totals: (s.total_read_rate().is_some() || s.total_write_rate().is_some())
+                .then(|| Arc::clone(s)),
         })))
     }
 
@@ -163,7 +167,7 @@ impl<P: Protocol> Admitted<P> {
     /// Runs one callback of the wrapped protocol, then charges what it wrote to the
     /// write bucket.
     fn call(&mut self, t: &mut Transport, f: impl FnOnce(&mut P, &mut Transport)) {
-        if self.write.is_none() && self.idle.is_none() {
+        if self.write.is_none() && self.idle.is_none() && self.totals.is_none() {
             return f(&mut self.inner, t);
         }
         let before = t.buffered();
@@ -175,6 +179,13 @@ impl<P: Protocol> Admitted<P> {
             }
             let now = t.reactor().seconds();
             if let Some(wait) = self.write.as_mut().and_then(|b| b.spend(written, now)) {
+                self.pause_for(t, wait);
+            }
+            if let Some(wait) = self
+                .totals
+                .as_ref()
+                .and_then(|s| s.spend_total_write(written))
+            {
                 self.pause_for(t, wait);
             }
         }
@@ -239,6 +250,13 @@ impl<P: Protocol> Protocol for Policed<P> {
             if let Some(wait) = b.spend(data.len(), t.reactor().seconds()) {
                 a.pause_for(t, wait);
             }
+        }
+        if let Some(wait) = a
+            .totals
+            .as_ref()
+            .and_then(|s| s.spend_total_read(data.len()))
+        {
+            a.pause_for(t, wait);
         }
         a.call(t, |p, t| p.data_received(data, t));
     }
@@ -336,6 +354,25 @@ mod tests {
         t.clock().advance(Duration::from_millis(2));
         assert!(!t.reading_paused());
         assert_eq!(f.shard.stats.throttled(), 1);
+    }
+
+    #[test]
+    fn the_total_read_rate_is_shared_by_every_connection() {
+        let s = PolicySettings::default();
+        s.set_total_read_rate(Some(1000));
+        let mut f = factory(s);
+        let (mut a, mut b) = (
+            f.build_protocol(&peer()).unwrap(),
+            f.build_protocol(&peer()).unwrap(),
+        );
+        let (mut ta, mut tb) = (StringTransport::new(), StringTransport::new());
+        a.connection_made(&mut ta);
+        b.connection_made(&mut tb);
+        a.data_received(&[0; 900], &mut ta);
+        assert!(!ta.reading_paused(), "within the shared second of burst");
+        b.data_received(&[0; 900], &mut tb);
+        assert!(tb.reading_paused(), "the other connection used the total");
+        assert!(!ta.reading_paused());
     }
 
     #[test]

@@ -5,7 +5,10 @@
 //! connections that come next and the open ones keep what they started with.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::throttle::RateLimit;
 
 /// The stored form of "no limit".
 const NONE: u64 = u64::MAX;
@@ -41,6 +44,42 @@ pub struct PolicySettings {
     idle_timeout_ms: AtomicU64,
     read_rate: AtomicU64,
     write_rate: AtomicU64,
+    total_read: TotalRate,
+    total_write: TotalRate,
+}
+
+/// A rate shared by every connection of every shard: one bucket behind a lock,
+/// charged per read (or per callback that wrote) only when the limit is set.
+#[derive(Debug)]
+struct TotalRate {
+    rate: AtomicU64,
+    bucket: Mutex<Option<RateLimit>>,
+    epoch: Instant,
+}
+
+impl TotalRate {
+    fn new() -> Self {
+        TotalRate {
+            rate: AtomicU64::new(NONE),
+            bucket: Mutex::new(None),
+            epoch: Instant::now(),
+        }
+    }
+
+    fn set(&self, rate: Option<u64>) {
+        store(&self.rate, rate);
+        *self.bucket.lock().unwrap_or_else(|e| e.into_inner()) =
+            rate.map(|r| RateLimit::new(r, self.epoch.elapsed().as_secs_f64()));
+    }
+
+    fn spend(&self, n: usize) -> Option<Duration> {
+        let now = self.epoch.elapsed().as_secs_f64();
+        self.bucket
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+            .and_then(|b| b.spend(n, now))
+    }
 }
 
 impl Default for PolicySettings {
@@ -51,6 +90,8 @@ impl Default for PolicySettings {
             idle_timeout_ms: AtomicU64::new(NONE),
             read_rate: AtomicU64::new(NONE),
             write_rate: AtomicU64::new(NONE),
+            total_read: TotalRate::new(),
+            total_write: TotalRate::new(),
         }
     }
 }
@@ -111,6 +152,40 @@ impl PolicySettings {
     /// Returns the write rate limit.
     pub fn write_rate(&self) -> Option<u64> {
         load(&self.write_rate)
+    }
+
+    /// Limits the bytes read per second by every connection together, across every
+    /// shard (`ThrottlingFactory.readLimit` over all its protocols). Each read is
+    /// then charged to one shared bucket (a short lock): the price of a global limit,
+    /// paid only when it is set.
+    pub fn set_total_read_rate(&self, bytes_per_sec: Option<u64>) {
+        self.total_read.set(bytes_per_sec);
+    }
+
+    /// Returns the total read rate limit.
+    pub fn total_read_rate(&self) -> Option<u64> {
+        load(&self.total_read.rate)
+    }
+
+    /// Limits the bytes written per second by every connection together, across
+    /// every shard; past it the connections that write pause reading.
+    pub fn set_total_write_rate(&self, bytes_per_sec: Option<u64>) {
+        self.total_write.set(bytes_per_sec);
+    }
+
+    /// Returns the total write rate limit.
+    pub fn total_write_rate(&self) -> Option<u64> {
+        load(&self.total_write.rate)
+    }
+
+    /// Charges `n` bytes read to the total; returns how long to pause if over.
+    pub(crate) fn spend_total_read(&self, n: usize) -> Option<Duration> {
+        self.total_read.spend(n)
+    }
+
+    /// Charges `n` bytes written to the total; returns how long to pause if over.
+    pub(crate) fn spend_total_write(&self, n: usize) -> Option<Duration> {
+        self.total_write.spend(n)
     }
 }
 

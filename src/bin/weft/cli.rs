@@ -148,6 +148,24 @@ pub struct SharedArgs {
     /// (ThrottlingFactory's writeLimit) [default: no limit].
     #[arg(long, global = true, env = "WEFT_WRITE_RATE", value_name = "BYTES")]
     pub write_rate: Option<u64>,
+    /// Most bytes read per second by all connections together, across every core
+    /// (ThrottlingFactory's readLimit over all its protocols) [default: no limit].
+    #[arg(
+        long,
+        global = true,
+        env = "WEFT_TOTAL_READ_RATE",
+        value_name = "BYTES"
+    )]
+    pub total_read_rate: Option<u64>,
+    /// Most bytes written per second by all connections together, across every
+    /// core; past it the connections that write pause reading [default: no limit].
+    #[arg(
+        long,
+        global = true,
+        env = "WEFT_TOTAL_WRITE_RATE",
+        value_name = "BYTES"
+    )]
+    pub total_write_rate: Option<u64>,
     /// Seconds a graceful stop waits for connections to drain [default: 5].
     #[arg(long, global = true, env = "WEFT_DRAIN_TIMEOUT", value_name = "SECS", value_parser = parse_secs)]
     pub drain_timeout: Option<f64>,
@@ -209,6 +227,8 @@ impl SharedArgs {
             idle_timeout: self.idle_timeout.or(lower.idle_timeout),
             read_rate: self.read_rate.or(lower.read_rate),
             write_rate: self.write_rate.or(lower.write_rate),
+            total_read_rate: self.total_read_rate.or(lower.total_read_rate),
+            total_write_rate: self.total_write_rate.or(lower.total_write_rate),
             drain_timeout: self.drain_timeout.or(lower.drain_timeout),
             max_output_buffer: self.max_output_buffer.or(lower.max_output_buffer),
             io: self.io.or(lower.io),
@@ -234,6 +254,8 @@ impl SharedArgs {
             || self.idle_timeout.is_some()
             || self.read_rate.is_some()
             || self.write_rate.is_some()
+            || self.total_read_rate.is_some()
+            || self.total_write_rate.is_some()
     }
 
     /// Applies the connection policies to `p` (at start, and at each reload).
@@ -243,6 +265,8 @@ impl SharedArgs {
         p.set_idle_timeout(self.idle_timeout.map(std::time::Duration::from_secs_f64));
         p.set_read_rate(self.read_rate);
         p.set_write_rate(self.write_rate);
+        p.set_total_read_rate(self.total_read_rate);
+        p.set_total_write_rate(self.total_write_rate);
     }
 }
 

@@ -33,6 +33,8 @@ io = "native"
 # idle_timeout = 300.0             # seconds with nothing received or written
 # read_rate = 1048576              # bytes per second per connection
 # write_rate = 1048576             # bytes per second per connection
+# total_read_rate = 104857600      # bytes per second, every connection together
+# total_write_rate = 104857600     # bytes per second, every connection together
 
 # Share a TCP port another process already listens on (rolling restarts).
 join_port_group = false

@@ -254,6 +254,8 @@ fn reload(
         idle_timeout = ?merged.idle_timeout,
         read_rate = ?merged.read_rate,
         write_rate = ?merged.write_rate,
+        total_read_rate = ?merged.total_read_rate,
+        total_write_rate = ?merged.total_write_rate,
         "reloaded {}",
         path.display()
     );
