@@ -198,6 +198,7 @@ impl<P: Protocol> Admitted<P> {
             return;
         }
         PolicyStats::count(&self.shard.stats.throttled);
+        tracing::debug!(shard = t.shard(), peer = %t.peer(), ?wait, "throttling: reading paused");
         self.throttled.set(true);
         t.pause_reading();
         let handle = t.handle();
