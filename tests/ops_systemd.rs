@@ -37,6 +37,10 @@ fn ready_comes_once_listening_then_watchdog_pings_then_stopping_at_the_drain() {
     );
     let ready = recv_until(&sock, "READY=1");
     assert!(ready.contains("STATUS=0 connections open"), "{ready:?}");
+    assert!(
+        ready.contains("0 refused by limits, 0 idle timeouts"),
+        "{ready:?}"
+    );
     // READY means every shard listens: a connection is served at once.
     let mut c = connect(p.tcp_addr());
     assert_eq!(round_trip(&mut c, b"up"), b"up");

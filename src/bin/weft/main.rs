@@ -203,7 +203,7 @@ fn execute(plan: Plan) -> Result<(), Failure> {
         say!("listening on {addr} ({} shards)", server.shards());
     }
     if let Some(n) = notifier {
-        n.ready(server);
+        n.ready(server, Arc::clone(&policies.stats));
     }
     let summaries = running.join()?;
     for summary in summaries {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use weft::application::systemd::{status_line, Heartbeats, SystemdNotify};
+use weft::policies::PolicyStats;
 use weft::{ServerBuilder, ServerHandle};
 
 /// How often the status is sent when systemd asks for no watchdog.
@@ -52,9 +53,18 @@ impl Notifier {
         ))
     }
 
-    /// Sends READY=1 (every shard listens by now) and starts the status thread.
-    pub fn ready(self, server: &ServerHandle) {
+    /// Sends READY=1 (every shard listens by now) and starts the status thread;
+    /// the status also counts what the connection policies refused.
+    pub fn ready(self, server: &ServerHandle, policies: Arc<PolicyStats>) {
         let stats = server.stats().to_vec();
+        let status_line = move |stats: &[Arc<weft::ShardStats>]| {
+            format!(
+                "{}, {} refused by limits, {} idle timeouts",
+                status_line(stats),
+                policies.refused_total() + policies.refused_peer(),
+                policies.timed_out()
+            )
+        };
         let stop = server.stop_handle();
         if let Err(e) = self
             .notify
