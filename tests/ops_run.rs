@@ -207,3 +207,42 @@ fn sighup_changes_the_log_level() {
         "{log:?}"
     );
 }
+
+#[test]
+fn the_command_line_wins_over_the_environment_which_wins_over_the_file() {
+    if weft::Server::builder().shard_count() < 2 {
+        eprintln!("skipped: needs 2 cores");
+        return;
+    }
+    let dir = temp_dir("precedence");
+    let config = dir.join("weft.toml");
+    std::fs::write(
+        &config,
+        "cores = 1\n\n[[service]]\nkind = \"echo\"\nlisten = [\"tcp:0:interface=127.0.0.1\"]\n",
+    )
+    .unwrap();
+    let file = config.to_str().unwrap();
+    let shards = |prefix: &str, extra: &[&str]| {
+        let mut args = vec!["run", file];
+        args.extend_from_slice(extra);
+        let p = WeftProcess::start_with(prefix, &args);
+        let line = p
+            .log
+            .iter()
+            .find(|l| l.starts_with("listening on "))
+            .unwrap()
+            .clone();
+        let (code, _) = p.terminate();
+        assert_eq!(code, 0);
+        line
+    };
+    assert!(shards("", &[]).ends_with("(1 shards)"), "the file");
+    assert!(
+        shards("WEFT_CORES=2", &[]).ends_with("(2 shards)"),
+        "the environment over the file"
+    );
+    assert!(
+        shards("WEFT_CORES=2", &["--cores", "1"]).ends_with("(1 shards)"),
+        "the command line over the environment"
+    );
+}
