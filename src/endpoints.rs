@@ -10,6 +10,7 @@
 //! | `tcp:PORT[:interface=ADDR][:backlog=N]` | IPv4 TCP; positional order port, interface, backlog; interface defaults to `0.0.0.0` |
 //! | `tcp6:PORT[:backlog=N][:interface=ADDR]` | IPv6 TCP; positional order port, backlog, interface; interface defaults to `::` (escape its colons: `interface=\:\:1`) |
 //! | `unix:PATH[:mode=OCTAL][:backlog=N][:lockfile=0/1]` | UNIX socket; mode defaults to `666` |
+//! | `systemd:domain=INET:index=N` or `systemd:domain=INET:name=NAME` | a TCP socket inherited from systemd's socket activation (`domain` INET or INET6) |
 //!
 //! # Twisted
 //! The default backlog is 1024, not Twisted's 50: a burst of connections to a busy
@@ -29,6 +30,9 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::str::FromStr;
+
+mod systemd;
+pub use systemd::{Inherited, SystemdDomain, LISTEN_FDS_START};
 
 /// The listen backlog used when a string gives none.
 pub const DEFAULT_BACKLOG: u32 = 1024;
@@ -59,6 +63,14 @@ pub enum ServerEndpoint {
         /// Whether a stale socket file left by a dead server may be replaced
         /// (Twisted's `lockfile`, default on for strings).
         lockfile: bool,
+    },
+    /// A listening socket inherited from systemd (socket activation); every shard
+    /// accepts on it.
+    Systemd {
+        /// The address family it must have.
+        domain: SystemdDomain,
+        /// Which of the inherited sockets.
+        socket: Inherited,
     },
 }
 
@@ -113,7 +125,7 @@ impl fmt::Display for EndpointError {
             EndpointError::UnknownType(t) => {
                 write!(
                     f,
-                    "unknown endpoint type {t:?} (expected tcp, tcp6 or unix)"
+                    "unknown endpoint type {t:?} (expected tcp, tcp6, unix or systemd)"
                 )
             }
             EndpointError::MissingField { kind, field } => {
@@ -234,9 +246,37 @@ impl FromStr for ServerEndpoint {
                     &["address", "mode", "backlog", "lockfile"],
                     &["address", "mode", "backlog", "lockfile"],
                 ),
+                "systemd" => (
+                    "systemd",
+                    &["domain", "index"],
+                    &["domain", "index", "name"],
+                ),
                 _ => return Err(EndpointError::UnknownType(kind)),
             };
         let f = fields(kind, order, allowed, positional, keyword)?;
+        if kind == "systemd" {
+            let domain = f.get("domain").ok_or(EndpointError::MissingField {
+                kind,
+                field: "domain",
+            })?;
+            let domain = SystemdDomain::parse(domain).ok_or_else(|| EndpointError::BadValue {
+                field: "domain",
+                value: domain.clone(),
+                expected: "INET, INET6 or UNIX",
+            })?;
+            let socket = match (f.get("index"), f.get("name")) {
+                (Some(i), None) => Inherited::Index(parse_num("index", i, "a whole number")?),
+                (None, Some(n)) => Inherited::Name(n.clone()),
+                (Some(_), Some(_)) => return Err(EndpointError::Duplicate("index")),
+                (None, None) => {
+                    return Err(EndpointError::MissingField {
+                        kind,
+                        field: "index",
+                    })
+                }
+            };
+            return Ok(ServerEndpoint::Systemd { domain, socket });
+        }
         let backlog = match f.get("backlog") {
             Some(b) => parse_num("backlog", b, "a whole number")?,
             None => DEFAULT_BACKLOG,
@@ -333,6 +373,9 @@ impl fmt::Display for ServerEndpoint {
                 escape(&path.display().to_string()),
                 u8::from(*lockfile)
             ),
+            ServerEndpoint::Systemd { domain, socket } => {
+                write!(f, "systemd:domain={domain}:{socket}")
+            }
         }
     }
 }

@@ -70,12 +70,14 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod address;
+pub mod application;
 pub mod client;
 pub mod clock;
 mod connection;
 pub mod endpoints;
 pub mod factory;
 pub mod mesh;
+pub mod policies;
 pub mod protocol;
 pub mod protocols;
 pub mod reactor;

@@ -195,16 +195,22 @@ fn bad_arguments_fail_with_a_message_naming_the_problem() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
+    // Every usage error exits 2, a bad endpoint included: it is found before
+    // anything binds.
     let (code, err) = run(&["serve", "echo", "tcp:99999"]);
-    assert_eq!(code, Some(1));
+    assert_eq!(code, Some(2));
     assert!(err.contains("`port`"), "{err}");
     let (code, err) = run(&["serve", "echo", "tcp:0:interface=localhost"]);
-    assert_eq!(code, Some(1));
+    assert_eq!(code, Some(2));
     assert!(err.contains("`interface`"), "{err}");
     let (code, err) = run(&["serve", "nosuch"]);
-    assert_eq!(code, Some(1));
-    assert!(err.contains("unknown service"), "{err}");
+    assert_eq!(code, Some(2));
+    assert!(err.contains("unrecognized subcommand 'nosuch'"), "{err}");
     let (code, err) = run(&["serve", "echo", "--cores"]);
     assert_eq!(code, Some(2));
-    assert!(err.contains("--cores needs a value"), "{err}");
+    assert!(err.contains("'--cores <N>'"), "{err}");
+    // A flag of another service is refused, not ignored.
+    let (code, err) = run(&["serve", "echo", "--users", "x"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("'--users'"), "{err}");
 }

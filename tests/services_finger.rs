@@ -246,13 +246,13 @@ fn weft_serve_finger_refuses_a_missing_or_bad_users_file() {
         .args(["serve", "finger"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2)); // a usage or config error
     assert!(String::from_utf8_lossy(&out.stderr).contains("--users"));
     let out = Command::new(exe)
         .args(["serve", "finger", "--users", "/nonexistent/users"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2)); // a usage or config error
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/users"));
 }
 

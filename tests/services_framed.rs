@@ -280,12 +280,12 @@ fn bad_echo_options_are_refused_with_a_message() {
         "--delimiter",
         "x",
     ]);
-    assert_eq!(code, Some(1));
+    assert_eq!(code, Some(2)); // every usage error exits 2
     assert!(err.contains("--delimiter"), "{err}");
     let (code, err) = run(&["serve", "echo", "--framing", "line", "--delimiter", ""]);
     assert_eq!(code, Some(2));
     assert!(err.contains("empty"), "{err}");
     let (code, err) = run(&["serve", "echo", "--max-length", "5"]);
-    assert_eq!(code, Some(1));
+    assert_eq!(code, Some(2));
     assert!(err.contains("--framing"), "{err}");
 }

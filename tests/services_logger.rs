@@ -264,12 +264,12 @@ fn weft_serve_logger_needs_a_file_it_can_open() {
         .args(["serve", "logger"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2)); // a usage or config error
     assert!(String::from_utf8_lossy(&out.stderr).contains("--file"));
     let out = std::process::Command::new(exe)
         .args(["serve", "logger", "--file", "/nonexistent/dir/log"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2)); // a usage or config error
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/dir/log"));
 }

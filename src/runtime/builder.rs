@@ -69,7 +69,11 @@ pub struct ServerBuilder {
     error: Option<ServerError>,
     config: Config,
     handle_signals: bool,
+    after_bind: Option<AfterBind>,
 }
+
+/// A hook run once after every endpoint is bound (see [`ServerBuilder::after_bind`]).
+type AfterBind = Box<dyn FnOnce() -> Result<(), String> + Send>;
 
 /// A weft server: see [`Server::builder`].
 pub struct Server;
@@ -85,6 +89,7 @@ impl Server {
             error: None,
             config: Config::default(),
             handle_signals: false,
+            after_bind: None,
         }
     }
 }
@@ -205,6 +210,19 @@ impl ServerBuilder {
         self
     }
 
+    /// Runs `hook` once on the starting thread after every endpoint is bound and
+    /// before any shard thread exists: the place to drop privileges (Twisted's
+    /// `shedPrivileges` between `privilegedStartService` and `startService`), so no
+    /// shard ever accepts with them. An error ends `start` with
+    /// [`ServerError::Runtime`] and nothing is left bound.
+    pub fn after_bind<H>(mut self, hook: H) -> Self
+    where
+        H: FnOnce() -> Result<(), String> + Send + 'static,
+    {
+        self.after_bind = Some(Box::new(hook));
+        self
+    }
+
     /// Binds every endpoint, starts one executor per shard and returns once every
     /// shard is listening.
     ///
@@ -241,6 +259,9 @@ impl ServerBuilder {
             }
         }
 
+        if let Some(hook) = self.after_bind {
+            hook().map_err(ServerError::Runtime)?;
+        }
         if self.handle_signals {
             block_stop_signals();
         }

@@ -88,6 +88,40 @@ pub(crate) fn bind(
                 .collect();
             Ok((parts, Address::Unix(Some(path.clone()))))
         }
+        ServerEndpoint::Systemd { domain, socket } => {
+            if *domain == crate::endpoints::SystemdDomain::Unix {
+                return Err(err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "inherited UNIX-domain sockets are not served yet",
+                )));
+            }
+            let fd = socket.fd().map_err(err)?;
+            // SAFETY: `fd` is a socket systemd passed to this process (LISTEN_PID is
+            // ours, and it is below 3 + LISTEN_FDS); nothing closes it, and it is
+            // only borrowed here to be duplicated, once per shard.
+            let inherited = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+            let mut sockets = Vec::with_capacity(shards);
+            for _ in 0..shards {
+                let s = Socket::from(inherited.try_clone_to_owned().map_err(err)?);
+                // The ring waits for readiness itself: its sockets are blocking.
+                s.set_nonblocking(false).map_err(err)?;
+                sockets.push(s);
+            }
+            let addr = sockets[0]
+                .local_addr()
+                .map_err(err)?
+                .as_socket()
+                .ok_or_else(|| {
+                    err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "the inherited socket is not a TCP socket",
+                    ))
+                })?;
+            Ok((
+                sockets.into_iter().map(Bound::Tcp).collect(),
+                Address::Tcp(addr),
+            ))
+        }
     }
 }
 

@@ -49,7 +49,7 @@ pub use config::{DEFAULT_DRAIN_TIMEOUT, DEFAULT_SHARD_OUTPUT_BUDGET};
 pub use handle::ServerHandle;
 pub use probe::check_io_uring;
 pub(crate) use shard::guarded;
-pub use signal::block_stop_signals;
+pub use signal::{block_stop_signals, on_reload, on_reopen_log, on_stopping};
 pub use stats::{ShardStats, ShardSummary};
 pub use stop::StopHandle;
 
