@@ -82,6 +82,7 @@ pub mod reason;
 pub mod runtime;
 pub mod services;
 pub mod testing;
+pub mod tls;
 pub mod transport;
 
 pub use address::Address;
