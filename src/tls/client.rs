@@ -152,7 +152,10 @@ pub fn parse_tls_endpoint(desc: &str) -> Result<(ClientEndpoint, ClientTlsOption
         let name = KEYS
             .iter()
             .find(|a| **a == k)
-            .ok_or(EndpointError::UnknownKey { kind: "tls", key: k })?;
+            .ok_or(EndpointError::UnknownKey {
+                kind: "tls",
+                key: k,
+            })?;
         if f.insert(name, v).is_some() {
             return Err(EndpointError::Duplicate(name));
         }
@@ -235,7 +238,12 @@ impl<F: ClientFactory> TlsClientFactory<F> {
     /// # Errors
     /// [`TlsConfigError`] for an unusable file or server name.
     pub fn new(options: &ClientTlsOptions, inner: F) -> Result<Self, TlsConfigError> {
-        Self::with_config(options.config()?, options.name()?, options.handshake_timeout, inner)
+        Self::with_config(
+            options.config()?,
+            options.name()?,
+            options.handshake_timeout,
+            inner,
+        )
     }
 
     /// Wraps `inner` with a prebuilt rustls config (to share one across connectors).
@@ -332,7 +340,11 @@ pub fn connect_tls<F: ClientFactory>(
     factory: F,
 ) -> Result<Connector, TlsConfigError> {
     let (tcp, options) = parse_tls_endpoint(desc).map_err(TlsConfigError::Endpoint)?;
-    Ok(connect(reactor, tcp, TlsClientFactory::new(&options, factory)?))
+    Ok(connect(
+        reactor,
+        tcp,
+        TlsClientFactory::new(&options, factory)?,
+    ))
 }
 
 #[cfg(test)]

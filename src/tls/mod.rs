@@ -56,3 +56,8 @@ pub use stats::TlsStats;
 /// The rustls crate weft's TLS is built on (for its types: `ProtocolVersion`,
 /// `CipherSuite`, configs).
 pub use rustls;
+
+#[cfg(test)]
+mod pair_tests;
+#[cfg(test)]
+pub(crate) mod test_pki;

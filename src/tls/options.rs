@@ -115,7 +115,8 @@ impl ServerTlsOptions {
 
 /// Tells whether an endpoint string is an `ssl:` one.
 pub fn is_ssl(desc: &str) -> bool {
-    desc.get(..4).is_some_and(|k| k.eq_ignore_ascii_case("ssl:"))
+    desc.get(..4)
+        .is_some_and(|k| k.eq_ignore_ascii_case("ssl:"))
 }
 
 fn bad(field: &'static str, value: &str, expected: &'static str) -> EndpointError {
@@ -196,11 +197,15 @@ pub fn parse_ssl_endpoint(desc: &str) -> Result<(ServerEndpoint, ServerTlsOption
         return Err(EndpointError::TooManyFields { kind: "ssl", extra });
     }
     for (k, v) in keyword {
-        let name = ORDER
-            .iter()
-            .chain(WEFT_KEYS)
-            .find(|a| **a == k)
-            .ok_or(EndpointError::UnknownKey { kind: "ssl", key: k })?;
+        let name =
+            ORDER
+                .iter()
+                .chain(WEFT_KEYS)
+                .find(|a| **a == k)
+                .ok_or(EndpointError::UnknownKey {
+                    kind: "ssl",
+                    key: k,
+                })?;
         if f.insert(name, v).is_some() {
             return Err(EndpointError::Duplicate(name));
         }
@@ -296,7 +301,8 @@ mod tests {
 
     #[test]
     fn ssl_positional_order_is_twisteds() {
-        let (tcp, o) = parse_ssl_endpoint("ssl:443:k.pem:c.pem:TLSv1_2_METHOD:127.0.0.1:7").unwrap();
+        let (tcp, o) =
+            parse_ssl_endpoint("ssl:443:k.pem:c.pem:TLSv1_2_METHOD:127.0.0.1:7").unwrap();
         assert_eq!(o.private_key, Some(PathBuf::from("k.pem")));
         assert_eq!(o.cert_key, Some(PathBuf::from("c.pem")));
         assert_eq!(o.method, TlsMethod::Tls12Only);
@@ -305,7 +311,9 @@ mod tests {
 
     #[test]
     fn ssl_weft_additions_parse() {
-        let o = opts("ssl:0:privateKey=k.pem:alpn=h2:handshakeTimeout=0.5:clientCA=ca.pem:maxHandshakes=3");
+        let o = opts(
+            "ssl:0:privateKey=k.pem:alpn=h2:handshakeTimeout=0.5:clientCA=ca.pem:maxHandshakes=3",
+        );
         assert_eq!(o.alpn, vec![b"h2".to_vec()]);
         assert_eq!(o.handshake_timeout, Duration::from_millis(500));
         assert_eq!(o.client_ca, Some(PathBuf::from("ca.pem")));
@@ -324,7 +332,9 @@ mod tests {
         assert!(msg("ssl:x").contains("`port`"));
         assert!(msg("ssl:1:color=red").contains("`color`"));
         assert!(msg("ssl").contains("`port`"));
-        assert!(TlsMethod::parse("TLSv1_1_METHOD").unwrap_err().contains("insecure"));
+        assert!(TlsMethod::parse("TLSv1_1_METHOD")
+            .unwrap_err()
+            .contains("insecure"));
     }
 
     #[test]

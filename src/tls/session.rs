@@ -136,7 +136,9 @@ impl std::error::Error for TlsFailure {
 fn clone_reason(r: &Reason) -> Reason {
     match r {
         Reason::ConnectionDone => Reason::ConnectionDone,
-        Reason::ConnectionLost(e) => Reason::ConnectionLost(io::Error::new(e.kind(), e.to_string())),
+        Reason::ConnectionLost(e) => {
+            Reason::ConnectionLost(io::Error::new(e.kind(), e.to_string()))
+        }
         Reason::ConnectionAborted => Reason::ConnectionAborted,
         Reason::OutputLimitExceeded { buffered, limit } => Reason::OutputLimitExceeded {
             buffered: *buffered,
@@ -370,8 +372,7 @@ impl<P: Protocol> Core<P> {
                 if state.peer_has_closed() {
                     self.close_received = true;
                 }
-                if matches!(self.phase, Phase::Handshaking { .. }) && !self.conn.is_handshaking()
-                {
+                if matches!(self.phase, Phase::Handshaking { .. }) && !self.conn.is_handshaking() {
                     self.handshake_done(out);
                 }
                 true
