@@ -10,7 +10,8 @@
 //! A reload builds a whole new `ServerConfig` from the files; if any file is bad the
 //! old config stays and the error says why. Connections already up keep the session
 //! they negotiated; only handshakes that start after the swap see the new files.
-//! The session cache and ticket key are carried over, so resumption survives.
+//! The session cache starts empty: a session made under the old certificate is
+//! not resumed after the reload, so every new connection is shown the new one.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -39,7 +40,7 @@ impl ServerTls {
     /// # Errors
     /// [`TlsConfigError`] naming the file or option that is wrong.
     pub fn load(options: ServerTlsOptions) -> Result<Arc<ServerTls>, TlsConfigError> {
-        let config = build(&options, None)?;
+        let config = build(&options)?;
         Ok(Arc::new(ServerTls {
             options,
             generation: AtomicU64::new(0),
@@ -53,8 +54,7 @@ impl ServerTls {
     /// # Errors
     /// [`TlsConfigError`] if a file is bad; the config in use is then kept.
     pub fn reload(&self) -> Result<(), TlsConfigError> {
-        let old = self.config();
-        let new = build(&self.options, Some(&old))?;
+        let new = build(&self.options)?;
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
         self.generation.fetch_add(1, Ordering::Release);
         Ok(())
@@ -79,12 +79,9 @@ impl ServerTls {
     }
 }
 
-/// Builds a rustls server config from the options; `previous` donates its session
-/// cache and ticketer so that a reload does not end resumption.
-fn build(
-    o: &ServerTlsOptions,
-    previous: Option<&ServerConfig>,
-) -> Result<ServerConfig, TlsConfigError> {
+/// Builds a rustls server config from the options. Each build has a fresh session
+/// cache, so a session made under an old certificate is not resumed after a reload.
+fn build(o: &ServerTlsOptions) -> Result<ServerConfig, TlsConfigError> {
     let p = provider();
     let builder = ServerConfig::builder_with_provider(p.clone())
         .with_protocol_versions(o.method.versions())
@@ -118,9 +115,5 @@ fn build(
     }
     let mut config = builder.with_cert_resolver(Arc::new(resolver));
     config.alpn_protocols = o.alpn.clone();
-    if let Some(prev) = previous {
-        config.session_storage = prev.session_storage.clone();
-        config.ticketer = prev.ticketer.clone();
-    }
     Ok(config)
 }
