@@ -62,9 +62,17 @@ impl ClientFactory for HelloFactory {
     }
 }
 
-/// Connects with `desc` and returns (made, echoed, lost, factory_lost) once the
-/// factory heard the end.
-fn client(desc: String) -> (bool, Vec<u8>, Option<String>, Vec<String>, Option<Vec<u8>>) {
+/// What one client attempt ended with (a `Send` copy of [`Outcome`]).
+struct Ended {
+    made: bool,
+    echoed: Vec<u8>,
+    lost: Option<String>,
+    factory_lost: Vec<String>,
+    alpn: Option<Vec<u8>>,
+}
+
+/// Connects with `desc` and returns what happened once the factory heard the end.
+fn client(desc: String) -> Ended {
     run(LIMIT, move |reactor| async move {
         let o = Rc::new(RefCell::new(Outcome::default()));
         let _c = weft::tls::connect_tls(&reactor, &desc, HelloFactory(o.clone()))
@@ -76,13 +84,13 @@ fn client(desc: String) -> (bool, Vec<u8>, Option<String>, Vec<String>, Option<V
             "the attempt never ended"
         );
         let o = o.borrow();
-        (
-            o.made,
-            o.echoed.clone(),
-            o.lost.clone(),
-            o.factory_lost.clone(),
-            o.alpn.clone(),
-        )
+        Ended {
+            made: o.made,
+            echoed: o.echoed.clone(),
+            lost: o.lost.clone(),
+            factory_lost: o.factory_lost.clone(),
+            alpn: o.alpn.clone(),
+        }
     })
 }
 
@@ -91,7 +99,13 @@ fn tls_client_verifies_the_server_and_echoes() {
     let pki = TestPki::new("client-ok");
     let pem = pki.issue("server.pem", &["localhost"]);
     let (server, addr, events) = start(&format!("privateKey={}:alpn=weft", esc(&pem)));
-    let (made, echoed, lost, factory_lost, alpn) = client(format!(
+    let Ended {
+        made,
+        echoed,
+        lost,
+        factory_lost,
+        alpn,
+    } = client(format!(
         "tls:host=localhost:port={}:trustRoots={}:alpn=weft",
         addr.port(),
         esc(&pki.ca())
@@ -114,7 +128,12 @@ fn tls_client_refuses_a_certificate_for_another_host_name() {
     let pki = TestPki::new("client-name");
     let pem = pki.issue("server.pem", &["other.example"]);
     let (server, addr, events) = start(&format!("privateKey={}", esc(&pem)));
-    let (made, echoed, _, factory_lost, _) = client(format!(
+    let Ended {
+        made,
+        echoed,
+        factory_lost,
+        ..
+    } = client(format!(
         "tls:host=localhost:port={}:trustRoots={}",
         addr.port(),
         esc(&pki.ca())
@@ -136,7 +155,9 @@ fn tls_client_refuses_an_untrusted_certificate() {
     let other_ca = TestPki::new("client-other-ca");
     let pem = pki.issue("server.pem", &["localhost"]);
     let (server, addr, _events) = start(&format!("privateKey={}", esc(&pem)));
-    let (made, _, _, factory_lost, _) = client(format!(
+    let Ended {
+        made, factory_lost, ..
+    } = client(format!(
         "tls:localhost:{}:trustRoots={}",
         addr.port(),
         esc(&other_ca.ca())

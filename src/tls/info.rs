@@ -13,10 +13,8 @@ use rustls::{CipherSuite, ProtocolVersion};
 /// struct Hello;
 /// impl Protocol for Hello {
 ///     fn connection_made(&mut self, t: &mut Transport) {
-///         if let Some(tls) = t.tls() {
-///             let alpn = tls.negotiated_protocol().unwrap_or(b"none");
-///             t.write(alpn);
-///         }
+///         let alpn = t.tls().and_then(|tls| tls.negotiated_protocol()).map(<[u8]>::to_vec);
+///         t.write(alpn.as_deref().unwrap_or(b"none"));
 ///     }
 ///     fn data_received(&mut self, _: &[u8], _: &mut Transport) {}
 /// }

@@ -57,11 +57,14 @@ use crate::transport::{flags, ConnShared, Transport, TransportHandle};
 use super::info::TlsInfo;
 use super::stats::{HandshakeEnd, TlsStats};
 
+/// Builds the inner protocol for a peer (the wrapped factory's `build_protocol`).
+pub(crate) type BuildInner<P> = Box<dyn Fn(&Address) -> Option<P>>;
+
 /// Per shard and per wrapping factory: how to build the inner protocol, the
 /// counters, the handshake timeout, and what the last connection ended with (for a
 /// client factory's `client_connection_lost`).
 pub(crate) struct ShardTls<P> {
-    pub(crate) build: Box<dyn Fn(&Address) -> Option<P>>,
+    pub(crate) build: BuildInner<P>,
     pub(crate) stats: Arc<TlsStats>,
     pub(crate) handshake_timeout: Duration,
     pub(crate) in_progress: Cell<usize>,

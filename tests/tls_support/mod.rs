@@ -123,15 +123,13 @@ pub fn start(options: &str) -> (ServerHandle, SocketAddr, Arc<Events>) {
     }
     let events = Arc::new(Events::default());
     let ev = events.clone();
+    let desc = format!("ssl:0:interface=127.0.0.1:{options}");
     let server = Server::builder()
         .cores(2)
         .pin(false)
-        .listen(
-            &format!("ssl:0:interface=127.0.0.1:{options}")
-                .trim_end_matches(':')
-                .to_string(),
-            move |_| RecorderFactory(ev.clone()),
-        )
+        .listen(desc.trim_end_matches(':'), move |_| {
+            RecorderFactory(ev.clone())
+        })
         .start()
         .expect("server starts");
     let addr = server.tcp_addr().expect("a TCP address");
