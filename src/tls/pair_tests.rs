@@ -33,6 +33,8 @@ struct Log {
     peer_certs: usize,
     peer_cert: Vec<u8>,
     handle: Option<TransportHandle>,
+    paused: usize,
+    resumed: usize,
 }
 
 /// Echoes (server) or collects (client); greets with `greeting`.
@@ -64,6 +66,12 @@ impl Protocol for Probe {
         if self.echo {
             t.write(data);
         }
+    }
+    fn pause_producing(&mut self, _: &mut Transport) {
+        self.log.borrow_mut().paused += 1;
+    }
+    fn resume_producing(&mut self, _: &mut Transport) {
+        self.log.borrow_mut().resumed += 1;
     }
     fn connection_lost(&mut self, reason: Reason) {
         let mut l = self.log.borrow_mut();
@@ -415,4 +423,27 @@ fn tls_reload_changes_the_certificate_for_new_handshakes_only() {
     );
     assert!(!old.is_empty());
     assert_ne!(old, new, "the new handshake saw the new certificate");
+}
+
+#[test]
+fn tls_outer_buffer_counts_ciphertext_and_producer_calls_reach_the_inner_protocol() {
+    let s = setup(|_, _| {});
+    let mut e = connect(&s, b"");
+    e.pair.pump();
+    let h = e.server.borrow().handle.clone().unwrap();
+    h.write(&[7u8; 100_000]);
+    e.pair.server.transport.run_tasks();
+    // The inner transport is drained at once; the engine's buffer holds records.
+    assert_eq!(h.buffered(), 0);
+    let outer = e.pair.server.transport.buffered();
+    assert!(outer > 100_000, "ciphertext with record overhead: {outer}");
+    let sp = &mut e.pair.server;
+    sp.protocol.pause_producing(&mut sp.transport);
+    sp.protocol.resume_producing(&mut sp.transport);
+    assert_eq!(
+        (e.server.borrow().paused, e.server.borrow().resumed),
+        (1, 1)
+    );
+    e.pair.pump();
+    assert_eq!(e.client.borrow().data.len(), 100_000);
 }
