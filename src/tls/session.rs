@@ -216,13 +216,25 @@ enum Phase<P> {
     Ended,
 }
 
+/// What the wrapper keeps of the engine's transport: a handle for writes outside
+/// callbacks, and what the inner transport is built with.
+struct Outer {
+    handle: TransportHandle,
+    peer: Address,
+    host: Address,
+    reactor: crate::reactor::Reactor,
+    limits: crate::transport::OutputLimits,
+}
+
 struct Core<P: Protocol> {
     conn: rustls::Connection,
     shard: Rc<ShardTls<P>>,
     phase: Phase<P>,
     /// The name a client verified (for `TlsInfo::server_name`).
     server_name: Option<String>,
-    outer: Option<TransportHandle>,
+    /// The engine's transport as seen from outside a callback; set by
+    /// `connection_made`.
+    outer: Option<Outer>,
     tls_error: Option<rustls::Error>,
     timed_out: bool,
     close_sent: bool,
@@ -387,16 +399,16 @@ impl<P: Protocol> Core<P> {
         if !self.end_handshake(HandshakeEnd::Completed) {
             return;
         }
-        let (peer, host, reactor, limits) = match out {
-            Out::Now(t) => (
-                t.peer().clone(),
-                t.host().clone(),
-                t.reactor().clone(),
-                t.output_limits(),
-            ),
-            // The handshake only finishes inside data_received.
-            Out::Later(_) => return,
+        let Some(outer) = self.outer.take() else {
+            return;
         };
+        let (peer, host, reactor, limits) = (
+            outer.peer.clone(),
+            outer.host.clone(),
+            outer.reactor.clone(),
+            outer.limits,
+        );
+        self.outer = Some(outer);
         let Some(mut protocol) = (self.shard.build)(&peer) else {
             self.conn.send_close_notify();
             self.close_sent = true;
@@ -404,7 +416,7 @@ impl<P: Protocol> Core<P> {
             out.lose();
             return;
         };
-        let mut transport = Transport::new(ConnShared::new(limits), reactor.clone(), peer, host);
+        let mut transport = Transport::new(ConnShared::new(limits), reactor, peer, host);
         transport.tls = Some(Rc::new(TlsInfo::of(&self.conn, self.server_name.clone())));
         protocol.connection_made(&mut transport);
         self.phase = Phase::Open(Inner {
@@ -428,7 +440,10 @@ impl<P: Protocol> Core<P> {
             }
             return;
         }
-        if !self.close_sent {
+        if self.close_sent {
+            // Nothing can follow our close_notify.
+            shared.out.borrow_mut().clear();
+        } else {
             let mut buf = shared.out.borrow_mut();
             while !buf.is_empty() {
                 let n = match self.conn.writer().write(buf.front()) {
@@ -511,6 +526,9 @@ impl<P: Protocol> Core<P> {
     /// Makes every bit of progress there is: the inner output, buffered plaintext,
     /// ciphertext held back while the inner protocol paused.
     fn run(&mut self, out: &mut Out<'_>) {
+        if self.tls_error.is_some() {
+            return;
+        }
         loop {
             self.drain_inner(out);
             let mut progressed = self.deliver(out);
@@ -581,8 +599,8 @@ fn handshake_timeout<P: Protocol>(core: Weak<RefCell<Core<P>>>) {
     if matches!(c.phase, Phase::Handshaking { .. }) {
         c.end_handshake(HandshakeEnd::TimedOut);
         c.timed_out = true;
-        if let Some(h) = c.outer.clone() {
-            h.abort_connection();
+        if let Some(o) = &c.outer {
+            o.handle.abort_connection();
         }
     }
 }
@@ -605,7 +623,7 @@ impl<P: Protocol> Future for Pump<P> {
             return Poll::Ready(());
         };
         inner.transport.shared.waker.set(Some(cx.waker().clone()));
-        if let Some(h) = c.outer.clone() {
+        if let Some(h) = c.outer.as_ref().map(|o| o.handle.clone()) {
             c.run(&mut Out::Later(&h));
         }
         Poll::Pending
@@ -616,7 +634,13 @@ impl<P: Protocol> Protocol for TlsProtocol<P> {
     fn connection_made(&mut self, t: &mut Transport) {
         let weak = Rc::downgrade(&self.core);
         let mut c = self.core.borrow_mut();
-        c.outer = Some(t.handle());
+        c.outer = Some(Outer {
+            handle: t.handle(),
+            peer: t.peer().clone(),
+            host: t.host().clone(),
+            reactor: t.reactor().clone(),
+            limits: t.output_limits(),
+        });
         let timeout = c.shard.handshake_timeout;
         if let Phase::Fresh(slot) = std::mem::replace(&mut c.phase, Phase::Ended) {
             let timer = t
