@@ -67,7 +67,7 @@ wpid=$!
 for _ in $(seq 100); do grep -q "listening on" "$dir/weft.log" 2>/dev/null && break; sleep 0.1; done
 wport=$(sed -n 's/.*listening on tcp:127.0.0.1:\([0-9]*\).*/\1/p' "$dir/weft.log" | head -1)
 measure "weft (1 core)" "$wport" "$wpid"
-kill -INT "$wpid"; wait "$wpid" 2>/dev/null || true
+kill -TERM "$wpid"; wait "$wpid" 2>/dev/null || true
 
 pport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$peer" "$pport" "$dir/server.pem" 2>"$dir/peer.log" &
