@@ -57,6 +57,7 @@
 //! | `reactor.callLater` → `DelayedCall` | [`Reactor::call_later`] → [`DelayedCall`] |
 //! | Deferred | [`Reactor::spawn_local`] + [`TransportHandle`] |
 //! | `serverFromString` | [`endpoints::ServerEndpoint`] |
+//! | `listenSSL`, `TLSMemoryBIOFactory`, `negotiatedProtocol` | `ssl:` endpoints, [`tls::TlsServerFactory`], [`Transport::tls`] |
 //! | `StringTransport`, `Clock`, `iosim` | [`testing`] |
 //!
 //! The deliberate differences are listed in `docs/twisted.md`.
