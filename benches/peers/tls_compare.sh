@@ -21,7 +21,7 @@ dir=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
     -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
-    -keyout "$dir/server.pem" -out "$dir/cert.pem" 2>/dev/null
+    -addext basicConstraints=critical,CA:FALSE -keyout "$dir/server.pem" -out "$dir/cert.pem" 2>/dev/null
 cat "$dir/cert.pem" >> "$dir/server.pem"
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
