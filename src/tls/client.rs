@@ -238,24 +238,22 @@ impl<F: ClientFactory> TlsClientFactory<F> {
     /// # Errors
     /// [`TlsConfigError`] for an unusable file or server name.
     pub fn new(options: &ClientTlsOptions, inner: F) -> Result<Self, TlsConfigError> {
-        Self::with_config(
+        Ok(Self::with_config(
             options.config()?,
             options.name()?,
             options.handshake_timeout,
             inner,
-        )
+        ))
     }
 
-    /// Wraps `inner` with a prebuilt rustls config (to share one across connectors).
-    ///
-    /// # Errors
-    /// Never at present; kept fallible for symmetry with [`new`](Self::new).
+    /// Wraps `inner` with a prebuilt rustls config (to share one across connectors,
+    /// or to build it before the reactor starts).
     pub fn with_config(
         config: Arc<ClientConfig>,
         name: ServerName<'static>,
         handshake_timeout: Duration,
         inner: F,
-    ) -> Result<Self, TlsConfigError> {
+    ) -> Self {
         let inner = Rc::new(RefCell::new(inner));
         let build_from = Rc::clone(&inner);
         let shard = Rc::new(ShardTls {
@@ -265,12 +263,12 @@ impl<F: ClientFactory> TlsClientFactory<F> {
             in_progress: Cell::new(0),
             last_ending: RefCell::new(None),
         });
-        Ok(TlsClientFactory {
+        TlsClientFactory {
             inner,
             config,
             name,
             shard,
-        })
+        }
     }
 
     /// Returns the wrapped factory.
