@@ -376,3 +376,82 @@ fn tls_reload_while_fifty_connections_echo_drops_none_and_new_handshakes_see_the
     drop(fresh);
     server.shutdown().unwrap();
 }
+
+#[test]
+fn tls_silent_handshakes_are_all_closed_at_their_timeout_while_others_are_served() {
+    let (pki, server, port, events) = pki_and_server("handshakeTimeout=1");
+    let silent: Vec<TcpStream> = (0..300)
+        .map(|_| {
+            let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.set_read_timeout(Some(LIMIT)).unwrap();
+            s
+        })
+        .collect();
+    let config = client_config(&pki.ca(), None);
+    let mut good = tls_connect(([127, 0, 0, 1], port).into(), &config, "localhost").unwrap();
+    assert_eq!(echo(&mut good, b"served meanwhile"), b"served meanwhile");
+    let start = Instant::now();
+    for mut s in silent {
+        let mut buf = [0u8; 8];
+        let r = s.read(&mut buf);
+        assert!(
+            matches!(r, Ok(0) | Err(_)),
+            "closed without an answer: {r:?}"
+        );
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(echo(&mut good, b"still served"), b"still served");
+    assert_eq!(
+        events.snapshot().len(),
+        1,
+        "no protocol for a silent connection"
+    );
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn tls_handshakes_past_the_per_shard_cap_are_refused_at_accept() {
+    use std::sync::{Arc, Mutex};
+    use weft::tls::{ServerTls, ServerTlsOptions, TlsServerFactory, TlsStats};
+    let pki = TestPki::new("cap");
+    let pem = pki.issue("server.pem", &["localhost"]);
+    let mut options = ServerTlsOptions::new(pem);
+    options.max_handshakes = 10;
+    let tls = ServerTls::load(options).unwrap();
+    let stats: Arc<Mutex<Vec<Arc<TlsStats>>>> = Arc::default();
+    let (st, events) = (stats.clone(), Arc::new(Events::default()));
+    let ev = events.clone();
+    let server = weft::Server::builder()
+        .cores(2)
+        .pin(false)
+        .listen("tcp:0:interface=127.0.0.1", move |_| {
+            let f = TlsServerFactory::new(tls.clone(), RecorderFactory(ev.clone()));
+            st.lock().unwrap().push(f.stats());
+            f
+        })
+        .start()
+        .unwrap();
+    let port = server.tcp_addr().unwrap().port();
+    let silent: Vec<TcpStream> = (0..60)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    // At most 10 per shard may be in progress: with two shards, at least 40 of
+    // the 60 are refused.
+    let deadline = Instant::now() + LIMIT;
+    let sum = |f: fn(&TlsStats) -> u64| stats.lock().unwrap().iter().map(|s| f(s)).sum::<u64>();
+    while sum(TlsStats::refused) + sum(TlsStats::started) < 60 {
+        assert!(
+            Instant::now() < deadline,
+            "not every connection was accepted"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(sum(TlsStats::started) <= 20, "{}", sum(TlsStats::started));
+    assert!(sum(TlsStats::refused) >= 40, "{}", sum(TlsStats::refused));
+    drop(silent);
+    server.shutdown().unwrap();
+}

@@ -48,6 +48,8 @@ pub struct TlsServerFactory<F: Factory> {
     cached: RefCell<(u64, Arc<ServerConfig>)>,
     shard: Rc<ShardTls<F::Protocol>>,
     max_handshakes: usize,
+    /// The shard index, when known, for the summary logged at `stop_factory`.
+    index: Option<usize>,
 }
 
 impl<F: Factory> TlsServerFactory<F> {
@@ -65,6 +67,7 @@ impl<F: Factory> TlsServerFactory<F> {
         TlsServerFactory {
             cached: RefCell::new((tls.generation(), tls.config())),
             max_handshakes: tls.options().max_handshakes,
+            index: None,
             inner,
             tls,
             shard,
@@ -121,6 +124,18 @@ impl<F: Factory> Factory for TlsServerFactory<F> {
 
     fn stop_factory(&mut self) {
         self.inner.borrow_mut().stop_factory();
+        let s = &self.shard.stats;
+        let shard = self
+            .index
+            .map(|i| format!(" shard {i}:"))
+            .unwrap_or_default();
+        tracing::info!(
+            "tls{shard} {} handshakes completed, {} failed, {} timed out, {} refused over the cap",
+            s.completed(),
+            s.failed(),
+            s.timed_out(),
+            s.refused()
+        );
     }
 }
 
@@ -148,7 +163,11 @@ where
         .map_err(|e| ServerError::Runtime(format!("ssl endpoint {desc}: {e}")))?;
     super::register(&tls);
     let installer = TypedService {
-        build: move |shard| TlsServerFactory::new(Arc::clone(&tls), build(shard)),
+        build: move |shard| {
+            let mut f = TlsServerFactory::new(Arc::clone(&tls), build(shard));
+            f.index = Some(shard);
+            f
+        },
     };
     Ok((endpoint, Arc::new(installer)))
 }
