@@ -356,8 +356,10 @@ impl ServerBuilder {
         // `ssl:` endpoints (weft::tls): each gets its own service whose factory
         // wraps this one in a TlsServerFactory.
         let build = Arc::new(build);
+        let mut ssl = 0;
         for d in descs {
             if crate::tls::is_ssl(d.as_ref()) {
+                ssl += 1;
                 match crate::tls::ssl_service(d.as_ref(), Arc::clone(&build)) {
                     Ok((endpoint, installer)) => self.services.push(Service {
                         endpoints: vec![endpoint],
@@ -378,7 +380,7 @@ impl ServerBuilder {
                 }
             }
         }
-        if !endpoints.is_empty() {
+        if !endpoints.is_empty() || ssl == 0 {
             self.services.push(Service {
                 endpoints,
                 installer: Arc::new(TypedService {
