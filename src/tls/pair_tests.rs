@@ -447,3 +447,74 @@ fn tls_outer_buffer_counts_ciphertext_and_producer_calls_reach_the_inner_protoco
     e.pair.pump();
     assert_eq!(e.client.borrow().data.len(), 100_000);
 }
+
+mod arbitrary_input {
+    use super::*;
+    use proptest::prelude::*;
+
+    thread_local! {
+        static SETUP: Setup = setup(|_, _| {});
+    }
+
+    fn server_wrapper() -> (TlsProtocol<Probe>, StringTransport, Arc<TlsStats>) {
+        let (sf, _) = ProbeFactory::new(true, b"");
+        let mut sf = SETUP.with(|s| TlsServerFactory::new(s.server_tls.clone(), sf));
+        let peer = Address::Tcp("127.0.0.1:1".parse().unwrap());
+        let mut p = Factory::build_protocol(&mut sf, &peer).unwrap();
+        let mut t = StringTransport::new();
+        p.connection_made(&mut t);
+        (p, t, sf.stats())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Junk, or a truncated/mutated TLS record header followed by junk, in any
+        /// chunking: the server wrapper never panics, never builds a protocol, and
+        /// once it has closed it stays closed.
+        #[test]
+        fn tls_server_never_panics_on_arbitrary_input(
+            head in prop::sample::select(vec![vec![], vec![0x16, 0x03, 0x01], vec![0x16, 0x03, 0x03, 0x00, 0x05], vec![0x17, 0x03, 0x03]]),
+            body in prop::collection::vec(any::<u8>(), 0..2048),
+            chunk in 1usize..300,
+        ) {
+            let (mut p, mut t, stats) = server_wrapper();
+            let mut input = head.clone();
+            input.extend_from_slice(&body);
+            for c in input.chunks(chunk) {
+                p.data_received(c, &mut t);
+            }
+            prop_assert!(p.with_inner(|_, _| ()).is_none());
+            p.connection_lost(Reason::ConnectionDone);
+            prop_assert_eq!(stats.in_progress(), 0);
+        }
+    }
+}
+
+#[test]
+fn tls_garbage_after_the_handshake_closes_with_an_alert_and_a_tls_error() {
+    let s = setup(|_, _| {});
+    let mut e = connect(&s, b"ok");
+    e.pair.pump();
+    let sp = &mut e.pair.server;
+    sp.transport.clear();
+    sp.protocol
+        .data_received(b"\x17\x03\x03\x00\x10not a real record", &mut sp.transport);
+    // After a TLS 1.3 handshake the alert is encrypted: an application_data record.
+    let alert = sp.transport.value();
+    assert_eq!(alert.first(), Some(&0x17), "an encrypted alert: {alert:?}");
+    assert!(sp.transport.disconnecting());
+    let cp = &mut e.pair.client;
+    cp.protocol.data_received(&alert, &mut cp.transport);
+    cp.protocol.connection_lost(Reason::ConnectionDone);
+    let client_lost = e.client.borrow().lost.clone().unwrap();
+    assert!(client_lost.contains("alert"), "{client_lost}");
+    sp.protocol.connection_lost(Reason::ConnectionDone);
+    let server = e.server.borrow();
+    assert_eq!(server.lost_kind, Some(io::ErrorKind::InvalidData));
+    assert!(
+        server.lost.as_ref().unwrap().contains("TLS error"),
+        "{:?}",
+        server.lost
+    );
+}
