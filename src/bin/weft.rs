@@ -6,8 +6,10 @@
 //! ```
 //! The default endpoint is `tcp:8000`. When every shard listens, one line per
 //! endpoint goes to stderr: `listening on tcp:127.0.0.1:PORT (N shards)`. SIGINT or
-//! SIGTERM stops gracefully and prints one summary line per shard. Logs go through
-//! `tracing`, filtered by `RUST_LOG` (default `info`).
+//! SIGTERM stops gracefully and prints one summary line per shard. With an `ssl:`
+//! endpoint, SIGHUP reloads its certificates and keys for new handshakes
+//! (`weft::tls::reload_all`; a bad file keeps the old one and the log says why).
+//! Logs go through `tracing`, filtered by `RUST_LOG` (default `info`).
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -220,6 +222,9 @@ fn run(o: Options) -> Result<(), String> {
         other => return Err(format!("unknown service {other:?}")),
     };
     let server = b.start().map_err(|e| e.to_string())?;
+    if o.endpoints.iter().any(|e| weft::tls::is_ssl(e)) {
+        reload_on_sighup()?;
+    }
     for addr in server.addresses() {
         eprintln!("listening on {addr} ({} shards)", server.shards());
     }
@@ -227,6 +232,23 @@ fn run(o: Options) -> Result<(), String> {
     for s in summaries {
         eprintln!("{s}");
     }
+    Ok(())
+}
+
+/// Reloads every `ssl:` endpoint's certificates on SIGHUP, from a thread of its own
+/// (signal-hook's safe iterator: no `unsafe` outside the engine).
+fn reload_on_sighup() -> Result<(), String> {
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])
+        .map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
+    std::thread::Builder::new()
+        .name("weft-sighup".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                tracing::info!("Received SIGHUP, reloading TLS certificates.");
+                weft::tls::reload_all();
+            }
+        })
+        .map_err(|e| format!("cannot start the SIGHUP thread: {e}"))?;
     Ok(())
 }
 
