@@ -518,3 +518,33 @@ fn tls_garbage_after_the_handshake_closes_with_an_alert_and_a_tls_error() {
         server.lost
     );
 }
+
+#[test]
+fn tls_bytes_after_the_peers_close_notify_are_discarded_without_looping() {
+    let s = setup(|_, _| {});
+    let mut e = connect(&s, b"hi");
+    e.pair.pump();
+    // The client closes: its wrapper writes close_notify; junk follows in the
+    // same segment.
+    let ch = e.client.borrow().handle.clone().unwrap();
+    ch.lose_connection();
+    e.pair.client.transport.run_tasks();
+    let mut bytes = e.pair.client.transport.value();
+    assert!(!bytes.is_empty(), "close_notify was written");
+    // More than rustls reads in one go, so that reading goes on after it has
+    // seen the close_notify.
+    bytes.extend_from_slice(&[0x17; 20_000]);
+    let sp = &mut e.pair.server;
+    sp.protocol.data_received(&bytes, &mut sp.transport);
+    assert!(
+        sp.transport.disconnecting(),
+        "the server answers with its own close"
+    );
+    sp.protocol.connection_lost(Reason::ConnectionDone);
+    assert_eq!(
+        e.server.borrow().clean,
+        Some(true),
+        "{:?}",
+        e.server.borrow().lost
+    );
+}

@@ -360,13 +360,25 @@ impl<P: Protocol> Core<P> {
     fn feed(&mut self, data: &[u8], out: &mut Out<'_>) {
         let mut rest = data;
         while !rest.is_empty() {
-            if self.conn.read_tls(&mut rest).is_err() {
-                self.pending_in.extend_from_slice(rest);
-                if !self.outer_paused {
-                    out.pause_reading();
-                    self.outer_paused = true;
+            match self.conn.read_tls(&mut rest) {
+                // After the peer's close_notify rustls reads nothing more: what
+                // follows it is discarded (never loop on it).
+                Ok(0) => return,
+                Ok(_) => {}
+                // The plaintext buffer is full: the inner protocol paused reading.
+                Err(e) if e.kind() == io::ErrorKind::Other => {
+                    self.pending_in.extend_from_slice(rest);
+                    if !self.outer_paused {
+                        out.pause_reading();
+                        self.outer_paused = true;
+                    }
+                    return;
                 }
-                return;
+                // A record too large to buffer (an oversized handshake message).
+                Err(e) => {
+                    self.fail(rustls::Error::General(e.to_string()), out);
+                    return;
+                }
             }
             if !self.process(out) {
                 return;
