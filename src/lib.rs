@@ -57,6 +57,7 @@
 //! | `reactor.callLater` → `DelayedCall` | [`Reactor::call_later`] → [`DelayedCall`] |
 //! | Deferred | [`Reactor::spawn_local`] + [`TransportHandle`] |
 //! | `serverFromString` | [`endpoints::ServerEndpoint`] |
+//! | `listenSSL`, `TLSMemoryBIOFactory`, `negotiatedProtocol` | `ssl:` endpoints, [`tls::TlsServerFactory`], [`Transport::tls`] |
 //! | `StringTransport`, `Clock`, `iosim` | [`testing`] |
 //!
 //! The deliberate differences are listed in `docs/twisted.md`.
@@ -85,6 +86,7 @@ pub mod reason;
 pub mod runtime;
 pub mod services;
 pub mod testing;
+pub mod tls;
 pub mod transport;
 
 pub use address::Address;

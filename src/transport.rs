@@ -166,6 +166,9 @@ pub struct Transport {
     reactor: Reactor,
     peer: Address,
     host: Address,
+    /// What the TLS handshake negotiated, when a `weft::tls` wrapper runs this
+    /// connection (set once, by the wrapper, before `connection_made`).
+    pub(crate) tls: Option<Rc<crate::tls::TlsInfo>>,
 }
 
 impl Transport {
@@ -180,6 +183,7 @@ impl Transport {
             reactor,
             peer,
             host,
+            tls: None,
         }
     }
 
@@ -281,6 +285,13 @@ impl Transport {
     /// Returns the shard's reactor: timers (`call_later`) and `spawn_local`.
     pub fn reactor(&self) -> &Reactor {
         &self.reactor
+    }
+
+    /// Returns what the TLS handshake negotiated (ALPN protocol, version, cipher
+    /// suite, server name, peer certificates), or `None` on a plain connection:
+    /// Twisted's `negotiatedProtocol` and `getPeerCertificate`.
+    pub fn tls(&self) -> Option<&crate::tls::TlsInfo> {
+        self.tls.as_deref()
     }
 
     /// Returns a clonable handle for writing to this connection later, from a task

@@ -35,6 +35,11 @@ struct Ngircd {
 
 impl Ngircd {
     fn start(dir: &Path, port: u16) -> Ngircd {
+        Ngircd::start_with(dir, port, "")
+    }
+
+    /// Starts with `extra` appended to the configuration (an `[SSL]` section).
+    fn start_with(dir: &Path, port: u16, extra: &str) -> Ngircd {
         let config = dir.join("ngircd.conf");
         // No DNS or ident lookups (loopback only, and they would delay every
         // login), a long nick limit for "twistedbot", a PID file in our own
@@ -47,7 +52,7 @@ impl Ngircd {
                  AdminInfo1 = weft\nAdminInfo2 = tests\nAdminEMail = nobody@invalid\n\
                  Listen = 127.0.0.1\nPorts = {port}\nPidFile = {pid}\nMotdPhrase = weft\n\
                  [Limits]\nMaxNickLength = 30\nConnectRetry = 5\n\
-                 [Options]\nDNS = no\nIdent = no\nPAM = no\n",
+                 [Options]\nDNS = no\nIdent = no\nPAM = no\n{extra}",
                 pid = dir.join("ngircd.pid").display()
             ),
         )
@@ -99,15 +104,21 @@ struct Bot(Child);
 
 impl Bot {
     fn start(port: u16, log: &Path, nick: Option<&str>) -> Bot {
-        let mut cmd = Command::new(example("irc_logbot"));
-        cmd.args([
-            "--server",
+        Bot::start_on(
             &format!("tcp:host=127.0.0.1:port={port}:timeout=5"),
-        ])
-        .args(["--channel", "#weft", "--log"])
-        .arg(log)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+            log,
+            nick,
+        )
+    }
+
+    /// Starts with an explicit `--server` endpoint (`tls:` included).
+    fn start_on(server: &str, log: &Path, nick: Option<&str>) -> Bot {
+        let mut cmd = Command::new(example("irc_logbot"));
+        cmd.args(["--server", server])
+            .args(["--channel", "#weft", "--log"])
+            .arg(log)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         if let Some(n) = nick {
             cmd.args(["--nick", n]);
         }
@@ -320,4 +331,40 @@ fn the_log_bot_appends_a_caret_when_its_nick_is_taken() {
         Duration::from_secs(5),
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[path = "../src/tls/test_pki.rs"]
+mod test_pki;
+
+#[test]
+fn the_log_bot_connects_over_tls_to_ngircds_tls_port() {
+    let dir = temp_dir("irc-logbot-tls");
+    let pki = test_pki::TestPki::new("irc");
+    // ngircd (GnuTLS) reads its key and certificate from the one PEM file.
+    let pem = pki.issue("ngircd.pem", &["127.0.0.1"]);
+    let (port, tls_port) = (free_port(), free_port());
+    let _server = Ngircd::start_with(
+        &dir,
+        port,
+        &format!(
+            "[SSL]\nCertFile = {pem}\nKeyFile = {pem}\nPorts = {tls_port}\n",
+            pem = pem.display()
+        ),
+    );
+    let log = dir.join("bot.log");
+    let _bot = Bot::start_on(
+        &format!(
+            "tls:host=127.0.0.1:port={tls_port}:timeout=5:trustRoots={}",
+            pki.ca().display()
+        ),
+        &log,
+        None,
+    );
+    wait_log(&log, "[I have joined #weft]", 1, Duration::from_secs(15));
+    let mut alice = User::connect(port, "alice");
+    alice.send("JOIN #weft");
+    alice.expect("JOIN", Duration::from_secs(5));
+    alice.send("PRIVMSG #weft :hello over tls");
+    let text = wait_log(&log, "<alice> hello over tls", 1, Duration::from_secs(10));
+    assert_stamped(&text);
 }

@@ -7,6 +7,10 @@
 //!     --channel '#CHANNEL' --log FILE [--nick NICK]
 //! ```
 //!
+//! `--server tls:host=HOST:port=PORT[:trustRoots=ca.pem]` connects over TLS (the
+//! server's certificate is verified against HOST; the system's trust store by
+//! default), as Twisted's `clientFromString(reactor, "tls:…")`.
+//!
 //! The protocol lives in `irc.rs` (no sockets, unit-tested with
 //! `StringTransport`); this file wires it to a reconnecting client factory and
 //! runs it on a one-shard reactor until SIGINT or SIGTERM.
@@ -22,11 +26,12 @@ use weft::client::{
     connect, react_with, ClientFactory, ConnectError, Connector, Reconnect,
     ReconnectingClientFactory,
 };
+use weft::tls::TlsClientFactory;
 use weft::{Address, Reason, Server};
 
 use irc::{LogBot, Logger};
 
-const USAGE: &str = "usage: irc_logbot --server tcp:host=HOST:port=PORT --channel '#CHANNEL' --log FILE [--nick NICK]";
+const USAGE: &str = "usage: irc_logbot --server tcp:host=HOST:port=PORT|tls:host=HOST:port=PORT[:trustRoots=ca.pem] --channel '#CHANNEL' --log FILE [--nick NICK]";
 
 struct Options {
     server: String,
@@ -94,11 +99,31 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let endpoint = match o.server.parse() {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("irc_logbot: --server: {e}");
-            return ExitCode::from(2);
+    // A `tls:` server: the TCP endpoint plus the TLS config, built before the
+    // reactor starts so that a bad file is reported at once.
+    let (endpoint, tls) = if o.server.starts_with("tls:") {
+        let built = weft::tls::parse_tls_endpoint(&o.server)
+            .map_err(|e| e.to_string())
+            .and_then(|(tcp, options)| {
+                let config = options.config().map_err(|e| e.to_string())?;
+                let name = weft::tls::rustls::pki_types::ServerName::try_from(options.server_name)
+                    .map_err(|e| e.to_string())?;
+                Ok((tcp, Some((config, name, options.handshake_timeout))))
+            });
+        match built {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("irc_logbot: --server: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        match o.server.parse() {
+            Ok(e) => (e, None),
+            Err(e) => {
+                eprintln!("irc_logbot: --server: {e}");
+                return ExitCode::from(2);
+            }
         }
     };
     let file = match OpenOptions::new().create(true).append(true).open(&o.log) {
@@ -118,11 +143,16 @@ fn main() -> ExitCode {
             logger,
             retry: retry.clone(),
         };
-        connect(
-            &reactor,
-            endpoint,
-            ReconnectingClientFactory::with_policy(retry, factory),
-        );
+        let factory = ReconnectingClientFactory::with_policy(retry, factory);
+        match tls {
+            Some((config, name, timeout)) => {
+                let tls = TlsClientFactory::with_config(config, name, timeout, factory);
+                connect(&reactor, endpoint, tls);
+            }
+            None => {
+                connect(&reactor, endpoint, factory);
+            }
+        }
         // Runs until a signal stops the reactor.
         std::future::pending::<()>().await
     });

@@ -27,8 +27,8 @@ pub(crate) trait ServiceInstaller: Send + Sync {
     ) -> Result<(), String>;
 }
 
-struct TypedService<B> {
-    build: B,
+pub(crate) struct TypedService<B> {
+    pub(crate) build: B,
 }
 
 impl<F, B> ServiceInstaller for TypedService<B>
@@ -132,7 +132,25 @@ impl ServerBuilder {
         S: AsRef<str>,
     {
         let mut endpoints = Vec::new();
+        // `ssl:` endpoints (weft::tls): each gets its own service whose factory
+        // wraps this one in a TlsServerFactory.
+        let build = Arc::new(build);
+        let mut ssl = 0;
         for d in descs {
+            if crate::tls::is_ssl(d.as_ref()) {
+                ssl += 1;
+                match crate::tls::ssl_service(d.as_ref(), Arc::clone(&build)) {
+                    Ok((endpoint, installer)) => self.services.push(Service {
+                        endpoints: vec![endpoint],
+                        installer,
+                    }),
+                    Err(e) => {
+                        self.error.get_or_insert(e);
+                        return self;
+                    }
+                }
+                continue;
+            }
             match d.as_ref().parse::<ServerEndpoint>() {
                 Ok(e) => endpoints.push(e),
                 Err(e) => {
@@ -141,10 +159,14 @@ impl ServerBuilder {
                 }
             }
         }
-        self.services.push(Service {
-            endpoints,
-            installer: Arc::new(TypedService { build }),
-        });
+        if !endpoints.is_empty() || ssl == 0 {
+            self.services.push(Service {
+                endpoints,
+                installer: Arc::new(TypedService {
+                    build: move |shard| build(shard),
+                }),
+            });
+        }
         self
     }
 

@@ -45,6 +45,7 @@ use std::io;
 use crate::endpoints::EndpointError;
 
 pub use builder::{Server, ServerBuilder};
+pub(crate) use builder::{ServiceInstaller, TypedService};
 pub use config::{DEFAULT_DRAIN_TIMEOUT, DEFAULT_SHARD_OUTPUT_BUDGET};
 pub use handle::ServerHandle;
 pub use probe::check_io_uring;

@@ -180,6 +180,9 @@ fn execute(plan: Plan) -> Result<(), Failure> {
     if let logging::Target::File(file) = target {
         weft::runtime::on_reopen_log(move || file.reopen());
     }
+    // SIGHUP also reloads every `ssl:` endpoint's certificates for new handshakes
+    // (a bad file keeps the old one and says why; nothing happens without TLS).
+    weft::runtime::on_reload(weft::tls::reload_all);
     match plan.reload_from.clone() {
         Some((path, overrides)) => {
             let settings = Arc::clone(&policies.settings);
