@@ -182,7 +182,9 @@ fn execute(plan: Plan) -> Result<(), Failure> {
     }
     // SIGHUP also reloads every `ssl:` endpoint's certificates for new handshakes
     // (a bad file keeps the old one and says why; nothing happens without TLS).
-    weft::runtime::on_reload(weft::tls::reload_all);
+    weft::runtime::on_reload(|| {
+        weft::tls::reload_all();
+    });
     match plan.reload_from.clone() {
         Some((path, overrides)) => {
             let settings = Arc::clone(&policies.settings);
