@@ -14,6 +14,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::task::Waker;
 
 use bytes::Bytes;
 
@@ -70,6 +71,9 @@ pub(crate) struct ConnShared {
     pub(crate) out: RefCell<OutBuf>,
     pub(crate) machine: RefCell<Machine>,
     notify: Option<Notify>,
+    /// For a connection no engine serves (a TLS wrapper's inner transport): the
+    /// task to wake when a handle writes or closes.
+    waker: Cell<Option<Waker>>,
 }
 
 impl ConnShared {
@@ -79,6 +83,7 @@ impl ConnShared {
             out: RefCell::new(OutBuf::default()),
             machine: RefCell::new(Machine::new(limits)),
             notify: None,
+            waker: Cell::new(None),
         })
     }
 
@@ -92,6 +97,7 @@ impl ConnShared {
                 queued: Cell::new(false),
                 list,
             }),
+            waker: Cell::new(None),
         })
     }
 
@@ -136,13 +142,22 @@ impl ConnShared {
         self.wake();
     }
 
-    /// Puts the connection on the engine's service list (once until serviced).
+    /// Puts the connection on the engine's service list (once until serviced), or
+    /// wakes the task that drives a connection no engine serves.
     pub(crate) fn wake(&self) {
         if let Some(n) = &self.notify {
             if !n.queued.replace(true) {
                 n.list.borrow_mut().push(n.id);
             }
+        } else if let Some(w) = self.waker.take() {
+            w.wake_by_ref();
+            self.waker.set(Some(w));
         }
+    }
+
+    /// Sets the task [`wake`](Self::wake) wakes (connections no engine serves).
+    pub(crate) fn set_waker(&self, w: &Waker) {
+        self.waker.set(Some(w.clone()));
     }
 
     /// The engine took the connection off its service list.

@@ -268,6 +268,11 @@ impl Machine {
         )
     }
 
+    /// Tells whether a graceful close (`lose_connection` or a shutdown) is pending.
+    pub(crate) fn losing(&self) -> bool {
+        matches!(self.phase, Phase::Draining(Drain::Lose | Drain::Shutdown))
+    }
+
     /// Tells whether `connection_lost` has not been delivered yet.
     pub(crate) fn connected(&self) -> bool {
         self.phase != Phase::Lost

@@ -52,7 +52,7 @@ use crate::address::Address;
 use crate::clock::DelayedCall;
 use crate::protocol::Protocol;
 use crate::reason::Reason;
-use crate::transport::{flags, ConnShared, Transport, TransportHandle};
+use crate::transport::{ConnShared, Transport, TransportHandle};
 
 use super::info::TlsInfo;
 use super::stats::{HandshakeEnd, TlsStats};
@@ -445,7 +445,7 @@ impl<P: Protocol> Core<P> {
             return;
         };
         let shared = &inner.transport.shared;
-        if shared.has(flags::ABORTING) {
+        if shared.machine.borrow().aborted() {
             if !self.aborted {
                 self.aborted = true;
                 out.abort();
@@ -466,14 +466,14 @@ impl<P: Protocol> Core<P> {
                 flush(&mut self.conn, out);
             }
             drop(buf);
-            if shared.has(flags::LOSING) {
+            if shared.machine.borrow().losing() {
                 self.conn.send_close_notify();
                 self.close_sent = true;
                 flush(&mut self.conn, out);
                 out.lose();
             }
         }
-        let paused = shared.has(flags::READ_PAUSED) || !self.pending_in.is_empty();
+        let paused = shared.machine.borrow().reading_paused() || !self.pending_in.is_empty();
         if paused != self.outer_paused {
             self.outer_paused = paused;
             if paused {
@@ -578,7 +578,7 @@ impl<P: Protocol> Core<P> {
         *self.shard.last_ending.borrow_mut() = Some(ending);
         match std::mem::replace(&mut self.phase, Phase::Ended) {
             Phase::Open(inner) => {
-                inner.transport.shared.set(flags::LOST);
+                inner.transport.shared.machine.borrow_mut().mark_lost();
                 // Let the pump task see the end and finish.
                 inner.transport.shared.wake();
                 Some((inner, inner_reason))
@@ -634,7 +634,7 @@ impl<P: Protocol> Future for Pump<P> {
         let Phase::Open(inner) = &c.phase else {
             return Poll::Ready(());
         };
-        inner.transport.shared.waker.set(Some(cx.waker().clone()));
+        inner.transport.shared.set_waker(cx.waker());
         if let Some(h) = c.outer.as_ref().map(|o| o.handle.clone()) {
             c.run(&mut Out::Later(&h));
         }
