@@ -37,7 +37,10 @@ impl LineHandler for FingerProtocol {
     fn line_received(&mut self, user: &[u8], t: &mut LineControl<'_>) {
         let lookup = get_user(Rc::clone(&self.users), user.trim_ascii().to_vec());
         let handle = t.handle();
-        t.pause_reading(); // one question per connection
+        // One question per connection: stop reading, and drop whatever else the
+        // client sent (the reply comes from a task, after this callback returns).
+        t.pause_reading();
+        t.clear_line_buffer();
         t.reactor().spawn_local(async move {
             let mut reply = lookup.await;
             reply.extend_from_slice(b"\r\n");

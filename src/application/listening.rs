@@ -46,7 +46,13 @@ impl Service for ListeningService {
         // A malformed endpoint is reported by the builder, with its message.
         self.endpoints
             .iter()
-            .filter_map(|e| e.parse().ok())
+            .filter_map(|e| {
+                if crate::tls::is_ssl(e) {
+                    crate::tls::parse_ssl_endpoint(e).ok().map(|(ep, _)| ep)
+                } else {
+                    e.parse().ok()
+                }
+            })
             .collect()
     }
 

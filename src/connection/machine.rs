@@ -286,12 +286,17 @@ impl Machine {
 
     /// Applies the cap and the watermarks to `buffered` (output the kernel has not
     /// taken) and returns the next event for the protocol, if any. Call until `None`.
-    pub(crate) fn poll_flow(&mut self, buffered: usize) -> Option<Flow> {
+    ///
+    /// `kernel_full` says the kernel refused part of the last send (the peer's
+    /// window and our socket buffer are full): only then does the hard cap apply,
+    /// so a burst written in one turn to a peer that reads (a chat line fanned out
+    /// to many clients) is not cut before the kernel had a chance to take it.
+    pub(crate) fn poll_flow(&mut self, buffered: usize, kernel_full: bool) -> Option<Flow> {
         if matches!(self.phase, Phase::Ended | Phase::Lost) {
             return None;
         }
         let limits = self.limits;
-        if buffered > limits.max_buffer {
+        if kernel_full && buffered > limits.max_buffer {
             self.decide(
                 Reason::OutputLimitExceeded {
                     buffered,
@@ -542,39 +547,43 @@ mod tests {
         m.poll_end(0);
         m.mark_lost();
         assert!(!m.connected() && !m.accepts_writes() && !m.wants_read());
-        assert_eq!(m.poll_flow(CAP * 2), None, "no flow events after the end");
+        assert_eq!(
+            m.poll_flow(CAP * 2, true),
+            None,
+            "no flow events after the end"
+        );
         assert_eq!(end(&mut m, 0), None);
     }
 
     #[test]
     fn open_over_high_watermark_pauses_producer_and_reading() {
         let mut m = machine();
-        assert_eq!(m.poll_flow(HIGH), None, "at the mark is not over it");
-        assert_eq!(m.poll_flow(HIGH + 1), Some(Flow::PauseProducing));
+        assert_eq!(m.poll_flow(HIGH, true), None, "at the mark is not over it");
+        assert_eq!(m.poll_flow(HIGH + 1, true), Some(Flow::PauseProducing));
         assert!(
             !m.wants_read(),
             "a peer that does not read stops being read"
         );
-        assert_eq!(m.poll_flow(HIGH + 50), None, "paused once");
+        assert_eq!(m.poll_flow(HIGH + 50, true), None, "paused once");
     }
 
     #[test]
     fn held_reading_resumes_at_the_low_watermark_and_producer_at_empty() {
         let mut m = machine();
-        m.poll_flow(HIGH + 1);
-        assert_eq!(m.poll_flow(LOW + 1), None);
+        m.poll_flow(HIGH + 1, true);
+        assert_eq!(m.poll_flow(LOW + 1, true), None);
         assert!(!m.wants_read(), "still above the low watermark");
-        assert_eq!(m.poll_flow(LOW), None);
+        assert_eq!(m.poll_flow(LOW, true), None);
         assert!(m.wants_read(), "reading resumes at the low watermark");
-        assert_eq!(m.poll_flow(0), Some(Flow::ResumeProducing));
-        assert_eq!(m.poll_flow(0), None);
+        assert_eq!(m.poll_flow(0, true), Some(Flow::ResumeProducing));
+        assert_eq!(m.poll_flow(0, true), None);
     }
 
     #[test]
     fn keep_reading_protocol_is_not_held() {
         let mut m = machine();
         m.set_backpressure(Backpressure::KeepReading);
-        assert_eq!(m.poll_flow(HIGH + 1), Some(Flow::PauseProducing));
+        assert_eq!(m.poll_flow(HIGH + 1, true), Some(Flow::PauseProducing));
         assert!(m.wants_read());
     }
 
@@ -582,8 +591,8 @@ mod tests {
     fn protocol_pause_outlives_the_output_hold() {
         let mut m = machine();
         m.pause_reading();
-        m.poll_flow(HIGH + 1);
-        m.poll_flow(0);
+        m.poll_flow(HIGH + 1, true);
+        m.poll_flow(0, true);
         assert!(!m.wants_read(), "the protocol's own pause stays");
         m.resume_reading();
         assert!(m.wants_read());
@@ -592,7 +601,7 @@ mod tests {
     #[test]
     fn open_over_cap_ends_output_limit_with_a_reset() {
         let mut m = machine();
-        assert_eq!(m.poll_flow(CAP + 1), None);
+        assert_eq!(m.poll_flow(CAP + 1, true), None);
         assert_eq!(
             end(&mut m, CAP + 1),
             Some((
@@ -602,6 +611,22 @@ mod tests {
                 ),
                 Close::Reset
             ))
+        );
+    }
+
+    #[test]
+    fn open_over_cap_while_the_kernel_takes_everything_is_not_cut() {
+        let mut m = machine();
+        assert_eq!(m.poll_flow(CAP + 1, false), Some(Flow::PauseProducing));
+        assert_eq!(
+            end(&mut m, CAP + 1),
+            None,
+            "a burst the kernel has not refused"
+        );
+        assert_eq!(m.poll_flow(CAP + 1, true), None);
+        assert!(
+            end(&mut m, CAP + 1).is_some(),
+            "cut once the kernel refuses"
         );
     }
 

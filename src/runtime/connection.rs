@@ -326,7 +326,8 @@ impl Shard {
                 let conns = self.conns.borrow();
                 let e = &conns[id];
                 let buffered = e.shared.out.borrow().len();
-                let ev = e.shared.machine.borrow_mut().poll_flow(buffered);
+                let full = e.slot.kernel_full();
+                let ev = e.shared.machine.borrow_mut().poll_flow(buffered, full);
                 ev
             };
             match event {
@@ -363,7 +364,7 @@ impl Shard {
                 // flight (`Slot::releasable`). The descriptor is owned by the entry
                 // for as long.
                 unsafe { ring.push(&sqe) };
-                e.slot.send_started();
+                e.slot.send_started(len as usize);
             }
             let buffered = out.len();
             // The shard's total includes this connection's last count (`accounted`).

@@ -291,6 +291,12 @@ pub fn check_secs(secs: f64) -> Result<f64, String> {
 
 /// Checks an endpoint string (clap's value parser for ENDPOINT).
 pub fn parse_endpoint(s: &str) -> Result<String, String> {
+    if weft::tls::is_ssl(s) {
+        // The options are checked here; the files are read when the server starts.
+        return weft::tls::parse_ssl_endpoint(s)
+            .map(|_| s.to_string())
+            .map_err(|e| e.to_string());
+    }
     s.parse::<weft::endpoints::ServerEndpoint>()
         .map(|_| s.to_string())
         .map_err(|e| e.to_string())

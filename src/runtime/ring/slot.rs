@@ -76,6 +76,10 @@ pub(crate) struct Slot {
     held: VecDeque<Held>,
     read_end: ReadEnd,
     sending: bool,
+    /// Bytes the send in flight asked the kernel to take.
+    send_len: usize,
+    /// The last send came back short: the kernel's buffer for this peer is full.
+    kernel_full: bool,
     send_error: Option<i32>,
     /// The last receive ended for want of buffers: arm again when some are back.
     starved: bool,
@@ -91,6 +95,8 @@ impl Slot {
             held: VecDeque::with_capacity(MAX_HELD),
             read_end: ReadEnd::Open,
             sending: false,
+            send_len: 0,
+            kernel_full: false,
             send_error: None,
             starved: false,
             ops: 0,
@@ -202,11 +208,18 @@ impl Slot {
         }
     }
 
-    /// A send was submitted.
-    pub(crate) fn send_started(&mut self) {
+    /// A send of `len` bytes was submitted.
+    pub(crate) fn send_started(&mut self, len: usize) {
         debug_assert!(!self.sending);
         self.sending = true;
+        self.send_len = len;
         self.ops += 1;
+    }
+
+    /// Tells whether the kernel refused part of the last send (its buffer for this
+    /// peer is full): what is still held counts against the connection's cap.
+    pub(crate) fn kernel_full(&self) -> bool {
+        self.kernel_full
     }
 
     /// A send's CQE.
@@ -214,7 +227,10 @@ impl Slot {
         self.ops -= 1;
         self.sending = false;
         match res {
-            r if r >= 0 => Sent::Bytes(r as usize),
+            r if r >= 0 => {
+                self.kernel_full = (r as usize) < self.send_len;
+                Sent::Bytes(r as usize)
+            }
             r if r == -libc::ECANCELED => Sent::Cancelled,
             r => {
                 self.send_error.get_or_insert(-r);
@@ -346,17 +362,23 @@ mod tests {
     #[test]
     fn idle_send_completes_with_bytes() {
         let mut s = Slot::new(1);
-        s.send_started();
+        s.send_started(42);
         assert!(s.sending());
         assert_eq!(s.on_send(42), Sent::Bytes(42));
-        assert!(!s.sending());
+        assert!(!s.sending() && !s.kernel_full());
+        s.send_started(100);
+        assert_eq!(s.on_send(60), Sent::Bytes(60));
+        assert!(
+            s.kernel_full(),
+            "a short send means the kernel's buffer is full"
+        );
         assert_eq!(s.ops(), 0);
     }
 
     #[test]
     fn in_flight_send_error_is_kept_for_the_machine() {
         let mut s = Slot::new(1);
-        s.send_started();
+        s.send_started(42);
         assert_eq!(s.on_send(-libc::EPIPE), Sent::Failed(libc::EPIPE));
         assert_eq!(s.take_send_error(), Some(libc::EPIPE));
         assert_eq!(s.take_send_error(), None);
@@ -374,7 +396,7 @@ mod tests {
     fn open_close_with_requests_in_flight_waits_for_every_cqe() {
         let mut s = armed();
         s.on_recv(3, true, Some(8));
-        s.send_started();
+        s.send_started(42);
         let (held, cancel) = s.close();
         assert_eq!(held, vec![8], "held buffers go back");
         assert!(cancel);
