@@ -237,3 +237,19 @@ fn a_non_tcp_metrics_endpoint_is_a_usage_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("tcp: or tcp6:"), "{err}");
 }
+
+#[test]
+fn docs_operations_lists_every_series() {
+    let docs = include_str!("../docs/operations.md");
+    let section = docs
+        .split("## Metrics")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("a Metrics section in docs/operations.md");
+    for name in weft::metrics::engine_series_names() {
+        assert!(
+            section.contains(&format!("`{name}")),
+            "{name} is not in docs/operations.md"
+        );
+    }
+}

@@ -132,22 +132,22 @@ enum Request {
     },
     NotFound,
     MethodNotAllowed,
-    BadRequest,
+    Malformed,
 }
 
 /// Parses a request head's first line.
 fn parse(head: &[u8]) -> Request {
     let line = match head.split(|&b| b == b'\n').next() {
         Some(l) => String::from_utf8_lossy(l).trim_end().to_string(),
-        None => return Request::BadRequest,
+        None => return Request::Malformed,
     };
     let mut parts = line.split(' ');
     let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
     else {
-        return Request::BadRequest;
+        return Request::Malformed;
     };
     if !version.starts_with("HTTP/1.") {
-        return Request::BadRequest;
+        return Request::Malformed;
     }
     let head_only = match method {
         "GET" => false,
@@ -204,7 +204,7 @@ fn answer(mut stream: TcpStream, stats: &[Arc<ShardStats>], registry: &Registry)
             "only GET and HEAD\n".into(),
             false,
         ),
-        Request::BadRequest => (
+        Request::Malformed => (
             "400 Bad Request",
             "text/plain",
             "bad request\n".into(),
@@ -256,8 +256,8 @@ mod tests {
             parse(b"POST /metrics HTTP/1.1\r\n\r\n"),
             Request::MethodNotAllowed
         );
-        assert_eq!(parse(b"garbage"), Request::BadRequest);
-        assert_eq!(parse(b""), Request::BadRequest);
+        assert_eq!(parse(b"garbage"), Request::Malformed);
+        assert_eq!(parse(b""), Request::Malformed);
     }
 
     #[test]

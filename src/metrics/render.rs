@@ -41,13 +41,18 @@ enum Unit {
     NanosAsSeconds,
 }
 
+/// Reads one counter of a shard.
+type ShardGetter = fn(&ShardStats) -> u64;
+/// Reads one counter of a shard's mesh endpoint.
+type MeshGetter = fn(&crate::mesh::MeshStats) -> u64;
+
 /// One per-shard series: its name, type, help and where its value comes from.
 struct Series {
     name: &'static str,
     kind: Kind,
     help: &'static str,
     unit: Unit,
-    value: fn(&ShardStats) -> u64,
+    value: ShardGetter,
 }
 
 macro_rules! series {
@@ -200,7 +205,7 @@ const SERIES: &[Series] = &[
 ];
 
 /// The connections' ends by reason: the `reason` label and its getter.
-const CLOSED: &[(&str, fn(&ShardStats) -> u64)] = &[
+const CLOSED: &[(&str, ShardGetter)] = &[
     ("done", ShardStats::closed_done),
     ("lost", ShardStats::closed_lost),
     ("aborted", ShardStats::closed_aborted),
@@ -211,7 +216,7 @@ const CLOSED: &[(&str, fn(&ShardStats) -> u64)] = &[
 const CLOSED_NAME: &str = "weft_connections_closed_total";
 
 /// The mesh series: name, help, getter.
-const MESH: &[(&str, &str, fn(&crate::mesh::MeshStats) -> u64)] = &[
+const MESH: &[(&str, &str, MeshGetter)] = &[
     (
         "weft_mesh_messages_sent_total",
         "Mesh messages the shard sent (every receiver counts once).",
