@@ -78,6 +78,7 @@ mod connection;
 pub mod endpoints;
 pub mod factory;
 pub mod mesh;
+pub mod metrics;
 pub mod policies;
 pub mod protocol;
 pub mod protocols;

@@ -70,6 +70,9 @@ pub struct ServerBuilder {
     config: Config,
     handle_signals: bool,
     after_bind: Option<AfterBind>,
+    /// The Prometheus endpoint, if any, and the user metrics it adds.
+    metrics: Option<String>,
+    metrics_registry: crate::metrics::Registry,
 }
 
 /// A hook run once after every endpoint is bound (see [`ServerBuilder::after_bind`]).
@@ -90,6 +93,8 @@ impl Server {
             config: Config::default(),
             handle_signals: false,
             after_bind: None,
+            metrics: None,
+            metrics_registry: crate::metrics::Registry::default(),
         }
     }
 }
@@ -232,6 +237,20 @@ impl ServerBuilder {
         self
     }
 
+    /// Serves Prometheus' text format on `endpoint` (`tcp:` or `tcp6:`, Twisted's
+    /// syntax) at `/metrics`, from one thread outside the shards: see
+    /// [`crate::metrics`]. The socket is bound by `start` with the others.
+    pub fn metrics(mut self, endpoint: &str) -> Self {
+        self.metrics = Some(endpoint.to_string());
+        self
+    }
+
+    /// Adds `registry`'s user counters and meshes to the metrics page.
+    pub fn metrics_registry(mut self, registry: &crate::metrics::Registry) -> Self {
+        self.metrics_registry = registry.clone();
+        self
+    }
+
     /// Runs `hook` once on the starting thread after every endpoint is bound and
     /// before any shard thread exists: the place to drop privileges (Twisted's
     /// `shedPrivileges` between `privilegedStartService` and `startService`), so no
@@ -281,6 +300,11 @@ impl ServerBuilder {
             }
         }
 
+        let metrics = self
+            .metrics
+            .as_deref()
+            .map(crate::metrics::bind)
+            .transpose()?;
         if let Some(hook) = self.after_bind {
             hook().map_err(ServerError::Runtime)?;
         }
@@ -366,7 +390,19 @@ impl ServerBuilder {
         if self.handle_signals {
             signal::spawn_signal_thread(stop.clone());
         }
+        let metrics = match metrics {
+            Some(l) => Some(
+                crate::metrics::Exporter::spawn(l, stats.clone(), self.metrics_registry).map_err(
+                    |e| {
+                        stop.stop();
+                        ServerError::Runtime(format!("cannot start the metrics thread: {e}"))
+                    },
+                )?,
+            ),
+            None => None,
+        };
         Ok(ServerHandle {
+            metrics,
             shards,
             addresses,
             stop,

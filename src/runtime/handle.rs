@@ -13,6 +13,9 @@ pub struct ServerHandle {
     pub(crate) stop: StopHandle,
     pub(crate) stats: Vec<Arc<ShardStats>>,
     pub(crate) joins: Vec<glommio::ExecutorJoinHandle<Result<ShardSummary, String>>>,
+    /// The Prometheus exporter's thread (`ServerBuilder::metrics`); stops when this
+    /// handle is dropped or joined.
+    pub(crate) metrics: Option<crate::metrics::Exporter>,
 }
 
 impl ServerHandle {
@@ -40,6 +43,16 @@ impl ServerHandle {
     /// Returns each shard's live counters.
     pub fn stats(&self) -> &[Arc<ShardStats>] {
         &self.stats
+    }
+
+    /// Returns the address of the metrics endpoint, if one was asked for.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|m| m.local_addr())
+    }
+
+    /// Returns the metrics page's URL (`http://127.0.0.1:PORT/metrics`), if any.
+    pub fn metrics_url(&self) -> Option<String> {
+        self.metrics.as_ref().map(|m| m.url())
     }
 
     /// Starts a graceful shutdown (see [`StopHandle::stop`]).

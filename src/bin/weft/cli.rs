@@ -192,6 +192,10 @@ pub struct SharedArgs {
     /// weft::runtime=debug…) [default: RUST_LOG, else info].
     #[arg(long, global = true, env = "WEFT_LOG_LEVEL", value_name = "FILTER")]
     pub log_level: Option<String>,
+    /// Serve Prometheus metrics at http://ENDPOINT/metrics, for example
+    /// tcp:9100:interface=127.0.0.1 (tcp: or tcp6: only) [default: off].
+    #[arg(long, global = true, env = "WEFT_METRICS", value_name = "ENDPOINT", value_parser = parse_metrics_endpoint)]
+    pub metrics: Option<String>,
     /// The config file's services (`[[service]]` tables); never on the command line.
     #[arg(skip)]
     #[serde(default, rename = "service")]
@@ -220,6 +224,7 @@ impl SharedArgs {
             log_file: self.log_file.or(lower.log_file),
             log_format: self.log_format.or(lower.log_format),
             log_level: self.log_level.or(lower.log_level),
+            metrics: self.metrics.or(lower.metrics),
             services: if self.services.is_empty() {
                 lower.services
             } else {
@@ -300,6 +305,15 @@ pub fn parse_endpoint(s: &str) -> Result<String, String> {
     s.parse::<weft::endpoints::ServerEndpoint>()
         .map(|_| s.to_string())
         .map_err(|e| e.to_string())
+}
+
+/// Checks the metrics endpoint: Twisted's syntax, and TCP (the exporter is HTTP).
+pub fn parse_metrics_endpoint(s: &str) -> Result<String, String> {
+    match s.parse::<weft::endpoints::ServerEndpoint>() {
+        Ok(weft::endpoints::ServerEndpoint::Tcp { .. }) => Ok(s.to_string()),
+        Ok(_) => Err("the metrics endpoint must be tcp: or tcp6:".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::cli::{check_cores, check_secs, SharedArgs};
+use crate::cli::{check_cores, check_secs, parse_metrics_endpoint, SharedArgs};
 
 /// The annotated default config that `weft print-config` prints. A test checks
 /// that it parses and that its values are the defaults.
@@ -45,6 +45,10 @@ join_port_group = false
 # log_file = "/var/log/weft/weft.log"
 log_format = "text"
 log_level = "info"
+
+# Prometheus metrics at http://ENDPOINT/metrics, served by one thread outside the
+# shards (tcp: or tcp6: only); off by default. Every series: docs/operations.md.
+# metrics = "tcp:9100:interface=127.0.0.1"
 
 # One table per service: `kind` is a `weft serve` service (echo, discard, chargen,
 # daytime, qotd, chat, finger, logger), `listen` its endpoints in Twisted's syntax,
@@ -178,6 +182,9 @@ pub fn parse(path: &Path, text: &str) -> Result<SharedArgs, ConfigError> {
         tracing_subscriber::EnvFilter::try_new(level)
             .map_err(|e| at("log_level", e.to_string()))?;
     }
+    if let Some(ep) = &config.metrics {
+        parse_metrics_endpoint(ep).map_err(|m| at("metrics", m))?;
+    }
     if config.services.is_empty() {
         return Err(ConfigError(format!(
             "{name}: no [[service]] table: nothing to run"
@@ -213,6 +220,7 @@ mod tests {
         );
         assert_eq!(c.services.len(), 1);
         assert!(!c.has_policy());
+        assert_eq!(c.metrics, None);
     }
 
     #[test]
@@ -222,6 +230,24 @@ mod tests {
         let e = parse(Path::new("x.toml"), text).unwrap_err().0;
         assert!(e.starts_with("x.toml:6: unknown field `frming`"), "{e}");
         assert!(!e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn the_metrics_endpoint_is_read_and_must_be_tcp() {
+        let svc = "[[service]]\nkind = \"echo\"\nlisten = [\"tcp:0\"]\n";
+        let c = parse(
+            Path::new("x.toml"),
+            &format!("metrics = \"tcp:9100:interface=127.0.0.1\"\n{svc}"),
+        )
+        .unwrap();
+        assert_eq!(c.metrics.as_deref(), Some("tcp:9100:interface=127.0.0.1"));
+        let e = parse(
+            Path::new("x.toml"),
+            &format!("\nmetrics = \"unix:/tmp/m.sock\"\n{svc}"),
+        )
+        .unwrap_err()
+        .0;
+        assert!(e.starts_with("x.toml:2: metrics: "), "{e}");
     }
 
     #[test]

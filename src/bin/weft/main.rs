@@ -6,7 +6,8 @@
 //! weft check-config FILE    weft print-config    weft completions SHELL
 //! ```
 //! When every shard listens, one line per endpoint goes to stderr:
-//! `listening on tcp:127.0.0.1:PORT (N shards)`. SIGINT or SIGTERM stops gracefully
+//! `listening on tcp:127.0.0.1:PORT (N shards)`, and with `--metrics` one more,
+//! `metrics on http://127.0.0.1:PORT/metrics`. SIGINT or SIGTERM stops gracefully
 //! and prints one summary line per shard; a second one stops at once. SIGHUP
 //! re-reads the config file of `weft run`; SIGUSR1 reopens `--log-file`. Exit
 //! codes: see `weft --help`.
@@ -158,6 +159,9 @@ fn execute(plan: Plan) -> Result<(), Failure> {
     if let Some(n) = s.max_output_buffer {
         builder = builder.max_output_buffer(n);
     }
+    if let Some(ep) = &s.metrics {
+        builder = builder.metrics(ep);
+    }
     let shards = builder.shard_count();
     let (builder, notifier) = notify::Notifier::setup(builder, shards).map_err(Failure::Runtime)?;
 
@@ -201,6 +205,9 @@ fn execute(plan: Plan) -> Result<(), Failure> {
     let server = running.server();
     for addr in server.addresses() {
         say!("listening on {addr} ({} shards)", server.shards());
+    }
+    if let Some(url) = server.metrics_url() {
+        say!("metrics on {url}");
     }
     if let Some(n) = notifier {
         n.ready(server, Arc::clone(&policies.stats));
