@@ -1,7 +1,7 @@
 //! The `Transport` a protocol writes to, and the clonable `TransportHandle`.
 //!
 //! A `Transport` has no I/O of its own: `write` appends to the connection's output
-//! buffer and close requests go to its [connection machine](crate::connection). The
+//! buffer and close requests go to its connection machine (`src/connection/`). The
 //! engine acts on them after the callback returns (one send for everything written
 //! during a batch of reads), and the test transport in [`crate::testing`] is the very
 //! same type, read back instead of sent. That is what lets every protocol be

@@ -71,6 +71,9 @@ pub(crate) struct ShardInit {
     pub(crate) on_shard: Vec<Arc<OnShard>>,
 }
 
+/// Who serves a UNIX connection handed to this shard, and the listener's address.
+pub(crate) type UnixRoute = (Rc<dyn Acceptor>, Address);
+
 /// A shutdown step given the deadline by which it should be done.
 pub(crate) type QuiesceHook = Box<dyn FnOnce(Instant) -> Pin<Box<dyn Future<Output = ()>>>>;
 
@@ -109,7 +112,7 @@ pub(crate) struct Shard {
     pub(crate) mailboxes: RefCell<Vec<Rc<dyn Mailbox>>>,
     pub(crate) handoff: Handoff,
     /// UNIX listeners by route: who serves a handed-off connection, and its host.
-    pub(crate) unix_routes: RefCell<HashMap<usize, (Rc<dyn Acceptor>, Address)>>,
+    pub(crate) unix_routes: RefCell<HashMap<usize, UnixRoute>>,
     pub(crate) next_unix_shard: Cell<usize>,
     pub(crate) stopping: Cell<bool>,
     pub(crate) finished: Cell<bool>,
