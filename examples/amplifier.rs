@@ -6,7 +6,6 @@
 //! cargo run --release --example amplifier -- [ENDPOINT] [BUDGET_MIB]   (tcp:8000, 64)
 //! ```
 
-use bytes::Bytes;
 use weft::services::wire::SimpleFactory;
 use weft::{Backpressure, Protocol, Server, Transport};
 
@@ -17,7 +16,8 @@ struct Amplifier;
 
 impl Protocol for Amplifier {
     fn data_received(&mut self, _data: &[u8], t: &mut Transport) {
-        t.write_bytes(Bytes::from_static(&REPLY));
+        // A copy, so that what is held for a peer is real memory.
+        t.write(&REPLY);
     }
 
     fn backpressure(&self) -> Backpressure {
@@ -26,6 +26,12 @@ impl Protocol for Amplifier {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
     let mut args = std::env::args().skip(1);
     let endpoint = args.next().unwrap_or_else(|| "tcp:8000".into());
     let budget: usize = args.next().map_or(Ok(64), |b| b.parse())?;

@@ -22,6 +22,12 @@ use bytes::Bytes;
 /// leave in one send) and queues larger ones without copying.
 pub(crate) const COPY_THRESHOLD: usize = 4096;
 
+/// Small writes are appended to the last copied segment up to this size; past it a
+/// new segment starts, sized to the write if the write is larger, so that what a
+/// connection holds is never much more than what it was given (a `Vec` that grows
+/// by doubling could hold twice that).
+pub(crate) const SEGMENT_TARGET: usize = 64 * 1024;
+
 /// A drained segment larger than this is freed rather than kept for reuse, so that
 /// an idle connection does not keep the capacity of its largest burst.
 pub(crate) const KEEP_CAPACITY: usize = 64 * 1024;
@@ -102,9 +108,21 @@ impl OutBuf {
         }
         let frozen_only = self.segments.len() == 1 && self.front != Front::Idle;
         match self.segments.back_mut() {
-            Some(Segment::Copied(v)) if !frozen_only => v.extend_from_slice(data),
+            Some(Segment::Copied(v)) if !frozen_only && v.len() + data.len() <= SEGMENT_TARGET => {
+                let needed = v.len() + data.len();
+                if needed > v.capacity() {
+                    // Grow by doubling, but never past the segment's size.
+                    let cap = (v.capacity() * 2).max(needed).min(SEGMENT_TARGET);
+                    v.reserve_exact(cap - v.len());
+                }
+                v.extend_from_slice(data)
+            }
             _ => {
-                let mut v = self.fresh_vec();
+                let mut v = if data.len() >= SEGMENT_TARGET {
+                    Vec::with_capacity(data.len())
+                } else {
+                    self.fresh_vec()
+                };
                 v.extend_from_slice(data);
                 self.segments.push_back(Segment::Copied(v));
             }
@@ -297,6 +315,26 @@ mod tests {
         assert!(b.is_empty() && !b.sending());
         b.push_slice(b"next");
         assert_eq!(b.to_vec(), b"next");
+    }
+
+    #[test]
+    fn many_writes_hold_little_more_than_their_bytes() {
+        let mut b = OutBuf::default();
+        for _ in 0..1000 {
+            b.push_slice(&[1; 1000]);
+        }
+        let held: usize = b
+            .segments
+            .iter()
+            .map(|s| match s {
+                Segment::Copied(v) => v.capacity(),
+                Segment::Shared(x) => x.len(),
+            })
+            .sum();
+        assert!(
+            held <= 1000 * 1000 * 5 / 4,
+            "{held} bytes of capacity for 1 MB"
+        );
     }
 
     #[test]
