@@ -132,8 +132,8 @@ impl Ring {
             let sq = unsafe { self.uring.submission_shared() };
             sq.taskrun() || sq.cq_overflow()
         };
-        if self.queued() > 0 || flagged {
-            let queued = self.queued();
+        let queued = self.queued();
+        if queued > 0 || flagged {
             self.enter_raw(queued, 0);
         }
     }
