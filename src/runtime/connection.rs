@@ -240,8 +240,9 @@ impl Shard {
         // on reading, and the held buffers are delivered right after.
         self.flow(id);
         self.deliver(id);
-        self.read_end(id);
-        self.flow(id);
+        if self.read_end(id) {
+            self.flow(id);
+        }
         let end = {
             let conns = self.conns.borrow();
             let e = &conns[id];
@@ -286,13 +287,18 @@ impl Shard {
         }
     }
 
-    /// Hands the end of the read side, and send errors, to the machine.
-    fn read_end(&self, id: usize) {
+    /// Hands the end of the read side, and send errors, to the machine. Returns
+    /// whether there was any (the per-message path returns at once).
+    fn read_end(&self, id: usize) -> bool {
         let (end, send_error, half_closeable) = {
             let mut conns = self.conns.borrow_mut();
             let e = &mut conns[id];
+            let (end, send_error) = (e.slot.take_read_end(), e.slot.take_send_error());
+            if end.is_none() && send_error.is_none() {
+                return false;
+            }
             let hc = e.driver.as_ref().is_some_and(|d| d.half_closeable());
-            (e.slot.take_read_end(), e.slot.take_send_error(), hc)
+            (end, send_error, hc)
         };
         let conns = self.conns.borrow();
         let shared = Rc::clone(&conns[id].shared);
@@ -317,6 +323,7 @@ impl Shard {
                 .handle_error(io::Error::from_raw_os_error(errno));
             shared.out.borrow_mut().clear();
         }
+        true
     }
 
     /// Runs the watermark and the cap, calling pause/resume_producing as told.
