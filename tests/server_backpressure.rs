@@ -1,8 +1,8 @@
 //! Peers that do not read cost a watermark, not a cap: an echo connection whose
 //! output is above the high watermark stops being read, so its writer blocks in
 //! the kernel instead of growing the server; a protocol that ignores
-//! `pause_producing` is bounded by the shard's output budget; a pool of receive
-//! buffers run dry by paused connections recovers.
+//! `pause_producing` is bounded by the shard's output budget; paused connections
+//! keep no receive buffers; a burst larger than the receive pool is delivered whole.
 
 mod support;
 mod support_mesh;
@@ -10,6 +10,7 @@ mod support_mesh;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use support::{connect, never_reading, require_io_uring, round_trip};
@@ -161,29 +162,126 @@ impl Protocol for Late {
 }
 
 #[test]
-fn a_receive_buffer_pool_run_dry_by_paused_connections_recovers() {
+fn paused_connections_keep_no_receive_buffers_and_get_everything_on_resume() {
     require_io_uring();
     let server = Server::builder()
         .cores(1)
         .listen("tcp:0:interface=127.0.0.1", |_| SimpleFactory::new(|| Late))
+        .listen("tcp:0:interface=127.0.0.1", |_| SimpleFactory::new(|| Echo))
         .start()
         .expect("start");
-    let addr = server.tcp_addr().unwrap();
+    let late = server.addresses()[0].socket_addr().unwrap();
+    let echo = server.addresses()[1].socket_addr().unwrap();
+    // 200 × 64 KiB is three times the shard's pool (512 × 8 KiB): it stays in the
+    // kernel while the connections do not read.
     const CONNS: usize = 200;
     const EACH: usize = 64 * 1024;
-    let mut conns: Vec<TcpStream> = (0..CONNS).map(|_| connect(addr)).collect();
+    let mut conns: Vec<TcpStream> = (0..CONNS).map(|_| connect(late)).collect();
     for (i, c) in conns.iter_mut().enumerate() {
         c.write_all(&vec![i as u8; EACH]).unwrap();
     }
-    wait_until(Duration::from_secs(10), "the pool ran dry", || {
-        total(&server, |s| s.ring_no_buffers()) > 0
-    });
+    let mut pinger = connect(echo);
+    for i in 0..100u32 {
+        let msg = i.to_be_bytes();
+        assert_eq!(
+            round_trip(&mut pinger, &msg),
+            msg,
+            "a reading client is served"
+        );
+    }
+    assert_eq!(
+        total(&server, |s| s.ring_no_buffers()),
+        0,
+        "paused connections took no buffers from the pool"
+    );
     GO.store(true, Ordering::SeqCst);
+    for (i, c) in conns.iter_mut().enumerate() {
+        let mut back = vec![0u8; EACH];
+        c.read_exact(&mut back)
+            .expect("the whole echo after resuming");
+        assert!(back.iter().all(|&b| b == i as u8));
+    }
+    shutdown_within(server, Duration::from_secs(10));
+}
+
+/// The shard blocks in `data_received` until the test lets it go.
+static STALL: (Mutex<(bool, bool)>, Condvar) = (Mutex::new((false, false)), Condvar::new());
+
+struct Stall;
+
+impl Protocol for Stall {
+    fn data_received(&mut self, _data: &[u8], _t: &mut Transport) {
+        let (lock, cv) = &STALL;
+        let mut state = lock.lock().unwrap();
+        state.0 = true; // stalled
+        cv.notify_all();
+        while !state.1 {
+            state = cv.wait(state).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_burst_larger_than_the_receive_pool_is_delivered_whole() {
+    require_io_uring();
+    let server = Server::builder()
+        .cores(1)
+        .receive_buffers(16)
+        .listen("tcp:0:interface=127.0.0.1", |_| SimpleFactory::new(|| Echo))
+        .listen("tcp:0:interface=127.0.0.1", |_| {
+            SimpleFactory::new(|| Stall)
+        })
+        .start()
+        .expect("start");
+    let echo = server.addresses()[0].socket_addr().unwrap();
+    let stall = server.addresses()[1].socket_addr().unwrap();
+    const CONNS: usize = 64;
+    const EACH: usize = 32 * 1024;
+    let mut conns: Vec<TcpStream> = (0..CONNS).map(|_| connect(echo)).collect();
+    for c in &mut conns {
+        assert_eq!(round_trip(c, b"armed"), b"armed");
+    }
+    // Hold the shard in a callback while every connection's data arrives, so that
+    // its next turn finds 64 × 32 KiB waiting for a pool of 16 × 8 KiB.
+    let mut staller = connect(stall);
+    staller.write_all(b"stall").unwrap();
+    {
+        let (lock, cv) = &STALL;
+        let mut state = lock.lock().unwrap();
+        while !state.0 {
+            state = cv.wait(state).unwrap();
+        }
+    }
+    for (i, c) in conns.iter_mut().enumerate() {
+        c.write_all(&vec![i as u8; EACH]).unwrap();
+    }
+    {
+        let (lock, cv) = &STALL;
+        lock.lock().unwrap().1 = true;
+        cv.notify_all();
+    }
     for (i, c) in conns.iter_mut().enumerate() {
         let mut back = vec![0u8; EACH];
         c.read_exact(&mut back)
             .expect("the whole echo after the pool refilled");
         assert!(back.iter().all(|&b| b == i as u8));
     }
+    assert!(
+        total(&server, |s| s.ring_no_buffers()) > 0,
+        "the burst ran the pool dry"
+    );
     shutdown_within(server, Duration::from_secs(10));
+}
+
+#[test]
+fn a_receive_pool_size_outside_the_range_fails_start() {
+    for bad in [8, 100, 65536] {
+        let r = Server::builder()
+            .cores(1)
+            .receive_buffers(bad)
+            .listen("tcp:0:interface=127.0.0.1", |_| SimpleFactory::new(|| Echo))
+            .start();
+        let err = r.err().expect("a bad pool size fails start").to_string();
+        assert!(err.contains("receive buffers"), "{err}");
+    }
 }

@@ -119,6 +119,13 @@ const SERIES: &[Series] = &[
         "Times a connection's output passed its high watermark."
     ),
     series!(
+        "weft_receive_stashed_bytes_total",
+        Counter,
+        Count,
+        stashed_bytes,
+        "Bytes copied out of the receive buffer pool for connections that stopped reading with buffers in hand."
+    ),
+    series!(
         "weft_output_budget_aborts_total",
         Counter,
         Count,

@@ -230,6 +230,19 @@ impl ServerBuilder {
         self
     }
 
+    /// Sets how many 8 KiB buffers each shard's receive pool has (a power of two
+    /// from 16 to 32768; default 512, 4 MiB). Multishot receives fill them; each is
+    /// given back as soon as `data_received` returns, or copied out when its
+    /// connection stops reading. A burst larger than the pool (many connections
+    /// receiving at once) is not lost: the receives that found it empty are armed
+    /// again as buffers come back (`ShardStats::ring_no_buffers` counts them). Raise
+    /// it for many connections receiving large bursts together. A count outside the
+    /// range fails `start`.
+    pub fn receive_buffers(mut self, count: usize) -> Self {
+        self.config.receive_buffers = count;
+        self
+    }
+
     /// Makes SIGINT and SIGTERM stop the server gracefully (off by default for
     /// embedding; the `weft` binary turns it on).
     pub fn handle_signals(mut self, on: bool) -> Self {

@@ -12,6 +12,10 @@ pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// caps cannot exhaust the process.
 pub const DEFAULT_SHARD_OUTPUT_BUDGET: usize = 64 * 1024 * 1024;
 
+/// The default number of 8 KiB buffers in each shard's receive pool (4 MiB of
+/// address space, touched only as used).
+pub const DEFAULT_RECEIVE_BUFFERS: usize = 512;
+
 /// Tasks a shard runs per turn before it looks at its ring again.
 pub(crate) const TASK_BUDGET: usize = 256;
 
@@ -24,6 +28,7 @@ pub(crate) struct Config {
     pub(crate) drain_timeout: Duration,
     pub(crate) nodelay: bool,
     pub(crate) shard_output_budget: usize,
+    pub(crate) receive_buffers: usize,
 }
 
 impl Default for Config {
@@ -33,6 +38,7 @@ impl Default for Config {
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             nodelay: true,
             shard_output_budget: DEFAULT_SHARD_OUTPUT_BUDGET,
+            receive_buffers: DEFAULT_RECEIVE_BUFFERS,
         }
     }
 }

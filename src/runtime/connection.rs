@@ -30,10 +30,12 @@ use crate::address::Address;
 use crate::connection::machine::{Close, EofAction, Flow};
 use crate::protocol::Protocol;
 use crate::reason::Reason;
+use crate::runtime::ring::bufs::BUF_SIZE;
 use crate::runtime::ring::op::Op;
 use crate::runtime::ring::slot::{ReadEnd, Sent, Slot};
 use crate::runtime::ring::Completion;
 use crate::runtime::shard::{guarded, Shard};
+use crate::runtime::stash::Stash;
 use crate::runtime::ShardStats;
 use crate::transport::{ConnShared, Transport};
 
@@ -103,6 +105,9 @@ pub(crate) struct Entry {
     lost: bool,
     /// Output counted in the shard's total for this connection.
     accounted: usize,
+    /// Received bytes not yet read, copied out of the pool when reading paused;
+    /// delivered before anything the slot holds.
+    stash: Stash,
 }
 
 impl Shard {
@@ -133,6 +138,7 @@ impl Shard {
                 })),
                 lost: false,
                 accounted: 0,
+                stash: Stash::default(),
             });
             id
         };
@@ -257,33 +263,73 @@ impl Shard {
         self.submit_io(id);
     }
 
-    /// Delivers held buffers while the connection wants to read.
+    /// Delivers the stash, then held buffers, while the connection wants to read;
+    /// when it stops, copies what it still holds to the stash and gives the
+    /// buffers back, so a paused connection never keeps the shard's pool.
     fn deliver(&self, id: usize) {
         loop {
-            let held = {
+            let next = {
                 let mut conns = self.conns.borrow_mut();
                 let e = &mut conns[id];
-                if e.lost || !e.shared.machine.borrow().wants_read() {
+                if e.lost {
                     return;
                 }
-                match e.slot.next_held() {
-                    Some(h) => h,
-                    None => return,
+                if !e.shared.machine.borrow().wants_read() {
+                    self.stash_held(e);
+                    return;
+                }
+                if !e.stash.is_empty() {
+                    None
+                } else {
+                    match e.slot.next_held() {
+                        Some(h) => Some(h),
+                        None => return,
+                    }
                 }
             };
-            let (ptr, len) = self.ring.borrow().buffer_bytes(held.bid, held.len as usize);
-            // SAFETY: buffer `held.bid` was filled by the kernel and taken off the
-            // ring (its CQE was reaped); it is given back only below, after the
-            // callback returned, so the kernel does not write into it meanwhile.
-            // The pool lives as long as the ring, which lives as long as the shard
-            // that is running this call. The slice does not escape the callback.
-            let data = unsafe { std::slice::from_raw_parts(ptr, len) };
-            self.call(id, |d| d.data_received(data));
-            self.ring.borrow_mut().give_back(held.bid);
+            let len = match next {
+                Some(held) => {
+                    let (ptr, len) = self.ring.borrow().buffer_bytes(held.bid, held.len as usize);
+                    // SAFETY: buffer `held.bid` was filled by the kernel and taken off
+                    // the ring (its CQE was reaped); it is given back only below, after
+                    // the callback returned, so the kernel does not write into it
+                    // meanwhile. The pool lives as long as the ring, which lives as long
+                    // as the shard that is running this call. The slice does not escape
+                    // the callback.
+                    let data = unsafe { std::slice::from_raw_parts(ptr, len) };
+                    self.call(id, |d| d.data_received(data));
+                    self.ring.borrow_mut().give_back(held.bid);
+                    len
+                }
+                None => {
+                    // Taken out while the callback runs (which borrows the entries).
+                    let mut stash = std::mem::take(&mut self.conns.borrow_mut()[id].stash);
+                    let data = stash.front(BUF_SIZE);
+                    let len = data.len();
+                    self.call(id, |d| d.data_received(data));
+                    stash.consume(len);
+                    self.conns.borrow_mut()[id].stash = stash;
+                    len
+                }
+            };
             ShardStats::add(&self.stats.bytes_in, len as u64);
             // The watermark is checked after every read, so a connection whose
             // output just passed it stops reading now, not after what it holds.
             self.flow(id);
+        }
+    }
+
+    /// Copies the buffers a connection holds to its stash and gives them back.
+    fn stash_held(&self, e: &mut Entry) {
+        let mut ring = self.ring.borrow_mut();
+        while let Some(held) = e.slot.next_held() {
+            let (ptr, len) = ring.buffer_bytes(held.bid, held.len as usize);
+            // SAFETY: as in `deliver`: the buffer is held (off the ring) until the
+            // `give_back` right after the copy, and the slice does not outlive it.
+            e.stash
+                .push(unsafe { std::slice::from_raw_parts(ptr, len) });
+            ring.give_back(held.bid);
+            ShardStats::add(&self.stats.stashed_bytes, len as u64);
         }
     }
 
@@ -293,7 +339,13 @@ impl Shard {
         let (end, send_error, half_closeable) = {
             let mut conns = self.conns.borrow_mut();
             let e = &mut conns[id];
-            let (end, send_error) = (e.slot.take_read_end(), e.slot.take_send_error());
+            // The end comes after every byte before it, stashed ones too.
+            let end = if e.stash.is_empty() {
+                e.slot.take_read_end()
+            } else {
+                None
+            };
+            let send_error = e.slot.take_send_error();
             if end.is_none() && send_error.is_none() {
                 return false;
             }
@@ -380,7 +432,8 @@ impl Shard {
             e.accounted = buffered;
         }
         let free = ring.buffers_free();
-        if e.slot.should_arm(free) {
+        let wanted = e.stash.is_empty() && e.shared.machine.borrow().wants_read();
+        if e.slot.should_arm(free, wanted) {
             let sqe = opcode::RecvMulti::new(Fd(e.slot.fd), crate::runtime::ring::bufs::BGID)
                 .build()
                 .user_data(Op::Recv(id).encode());
@@ -389,10 +442,10 @@ impl Shard {
             // buffer pool (freed only after the ring has nothing in flight).
             unsafe { ring.push(&sqe) };
             e.slot.armed();
-        } else if e.slot.should_cancel_recv() {
+        } else if e.slot.should_cancel_recv(wanted) {
             ring.cancel(Op::Recv(id), Op::Cancel(id));
             e.slot.cancelling_recv();
-        } else if e.slot.starved() && !free {
+        } else if wanted && e.slot.starved() && !free {
             self.starved.borrow_mut().push(id);
         }
     }
@@ -405,6 +458,7 @@ impl Shard {
             e.lost = true;
             e.shared.machine.borrow_mut().mark_lost();
             e.shared.out.borrow_mut().clear();
+            e.stash = Stash::default();
             let (held, cancel) = e.slot.close();
             let mut ring = self.ring.borrow_mut();
             for b in held {

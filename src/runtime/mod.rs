@@ -35,6 +35,7 @@ mod ring;
 pub(crate) mod shard;
 mod shutdown;
 mod signal;
+mod stash;
 mod stats;
 mod stop;
 mod tasks;
@@ -46,7 +47,7 @@ use crate::endpoints::EndpointError;
 
 pub use builder::{Server, ServerBuilder};
 pub(crate) use builder::{ServiceInstaller, TypedService};
-pub use config::{DEFAULT_DRAIN_TIMEOUT, DEFAULT_SHARD_OUTPUT_BUDGET};
+pub use config::{DEFAULT_DRAIN_TIMEOUT, DEFAULT_RECEIVE_BUFFERS, DEFAULT_SHARD_OUTPUT_BUDGET};
 pub use handle::ServerHandle;
 pub use probe::check_io_uring;
 pub(crate) use shard::guarded;

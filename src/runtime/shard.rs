@@ -134,7 +134,7 @@ pub(crate) fn current() -> Option<Rc<Shard>> {
 /// Runs a shard until it is stopped: the body of its thread.
 pub(crate) fn run(mut init: ShardInit) -> Result<ShardSummary, String> {
     let listeners = std::mem::take(&mut init.listeners);
-    let ring = match Ring::new() {
+    let ring = match Ring::new(init.config.receive_buffers) {
         Ok(r) => r,
         Err(e) => {
             let msg = format!("shard {}: {e}", init.index);

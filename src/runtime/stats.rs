@@ -35,6 +35,7 @@ pub struct ShardStats {
     pub(crate) ring_completed: AtomicU64,
     pub(crate) ring_enters: AtomicU64,
     pub(crate) ring_no_buffers: AtomicU64,
+    pub(crate) stashed_bytes: AtomicU64,
     pub(crate) timers_fired: AtomicU64,
     pub(crate) tasks_polled: AtomicU64,
     pub(crate) panics: AtomicU64,
@@ -128,6 +129,9 @@ impl ShardStats {
         ring_enters,
         /// Returns the receives that ended because the buffer pool ran dry.
         ring_no_buffers,
+        /// Returns the bytes copied out of the receive pool for connections that
+        /// stopped reading with buffers in hand (so they do not keep the pool).
+        stashed_bytes,
         /// Returns the `call_later` calls that ran.
         timers_fired,
         /// Returns the polls of spawned tasks.

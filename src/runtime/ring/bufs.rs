@@ -24,8 +24,8 @@ use io_uring::IoUring;
 
 /// Bytes per provided buffer.
 pub(crate) const BUF_SIZE: usize = 8 * 1024;
-/// Buffers per shard (a power of two; 4 MiB of address space, touched only as used).
-pub(crate) const BUF_COUNT: usize = 512;
+/// The fewest and the most buffers a shard's pool may have (a power of two between).
+pub(crate) const RECEIVE_BUFFERS_RANGE: std::ops::RangeInclusive<usize> = 16..=32768;
 /// The buffer group id the receives name.
 pub(crate) const BGID: u16 = 0;
 
@@ -36,18 +36,26 @@ pub(crate) struct BufPool {
     data_layout: Layout,
     /// The next tail to publish (the kernel owns entries between its head and this).
     tail: u16,
+    /// Buffers in the pool (a power of two in `RECEIVE_BUFFERS_RANGE`).
+    count: usize,
     /// Buffers currently on the ring (the kernel may pick them).
     pub(crate) free: usize,
 }
 
 impl BufPool {
-    /// Allocates the buffers, registers the ring with `ring` and hands every buffer
-    /// to the kernel.
-    pub(crate) fn new(ring: &IoUring) -> io::Result<BufPool> {
+    /// Allocates `count` buffers, registers the ring with `ring` and hands every
+    /// buffer to the kernel.
+    pub(crate) fn new(ring: &IoUring, count: usize) -> io::Result<BufPool> {
+        if !count.is_power_of_two() || !RECEIVE_BUFFERS_RANGE.contains(&count) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("receive buffers: {count} is not a power of two from 16 to 32768"),
+            ));
+        }
         let ring_layout =
-            Layout::from_size_align(BUF_COUNT * std::mem::size_of::<BufRingEntry>(), 4096)
+            Layout::from_size_align(count * std::mem::size_of::<BufRingEntry>(), 4096)
                 .map_err(|_| io::Error::other("bad buffer-ring layout"))?;
-        let data_layout = Layout::from_size_align(BUF_COUNT * BUF_SIZE, 4096)
+        let data_layout = Layout::from_size_align(count * BUF_SIZE, 4096)
             .map_err(|_| io::Error::other("bad buffer layout"))?;
         // SAFETY: both layouts have a non-zero size.
         let (ring_mem, data) = unsafe { (alloc_zeroed(ring_layout), alloc_zeroed(data_layout)) };
@@ -69,20 +77,21 @@ impl BufPool {
             data,
             data_layout,
             tail: 0,
+            count,
             free: 0,
         };
         // SAFETY: `pool.ring` is page-aligned, zeroed (a valid empty ring: tail 0) and
-        // BUF_COUNT entries long; it stays allocated until `pool` is dropped, which
+        // `count` entries long; it stays allocated until `pool` is dropped, which
         // the owner does only after the ring is gone or idle (see the module doc).
         unsafe {
             ring.submitter().register_buf_ring_with_flags(
                 pool.ring as u64,
-                BUF_COUNT as u16,
+                count as u16,
                 BGID,
                 0,
             )?;
         }
-        for bid in 0..BUF_COUNT as u16 {
+        for bid in 0..count as u16 {
             pool.push(bid);
         }
         pool.publish();
@@ -91,10 +100,10 @@ impl BufPool {
 
     /// Writes buffer `bid` into the entry at the local tail (not yet visible).
     fn push(&mut self, bid: u16) {
-        let idx = (self.tail as usize) & (BUF_COUNT - 1);
-        // SAFETY: `idx < BUF_COUNT`, so the entry is inside the ring allocation. The
-        // kernel reads only entries between its head and the published tail; at most
-        // BUF_COUNT buffers exist and `bid` is not on the ring (its owner just gave it
+        let idx = (self.tail as usize) & (self.count - 1);
+        // SAFETY: `idx < count` (a power of two), so the entry is inside the ring
+        // allocation. The kernel reads only entries between its head and the
+        // published tail; at most `count` buffers exist and `bid` is not on the ring (its owner just gave it
         // back), so this slot is not one the kernel may be reading.
         let entry = unsafe { &mut *self.ring.add(idx) };
         entry.set_addr(self.buf_ptr(bid) as u64);
@@ -127,14 +136,14 @@ impl BufPool {
     }
 
     fn buf_ptr(&self, bid: u16) -> *mut u8 {
-        debug_assert!((bid as usize) < BUF_COUNT);
-        // SAFETY: `bid < BUF_COUNT`, so the offset stays inside the data allocation.
+        debug_assert!((bid as usize) < self.count);
+        // SAFETY: `bid < count`, so the offset stays inside the data allocation.
         unsafe { self.data.add(bid as usize * BUF_SIZE) }
     }
 
     /// The first `len` bytes the kernel received into buffer `bid`, from `off`.
     pub(crate) fn bytes(&self, bid: u16, off: usize, len: usize) -> &[u8] {
-        assert!((bid as usize) < BUF_COUNT && off <= len && len <= BUF_SIZE);
+        assert!((bid as usize) < self.count && off <= len && len <= BUF_SIZE);
         // SAFETY: in bounds (asserted); the buffer is held by a receive queue, so the
         // kernel no longer writes into it until it is given back, and the slice's
         // lifetime is tied to `&self`, which `give_back` (needing `&mut self`) ends.

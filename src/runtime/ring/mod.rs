@@ -84,13 +84,14 @@ pub(crate) struct Ring {
 }
 
 impl Ring {
-    /// Builds the ring and its buffer pool for the calling thread.
+    /// Builds the ring and its pool of `receive_buffers` buffers for the calling
+    /// thread.
     ///
     /// # Errors
     /// As [`setup::build`], or the buffer ring cannot be registered.
-    pub(crate) fn new() -> io::Result<Ring> {
+    pub(crate) fn new(receive_buffers: usize) -> io::Result<Ring> {
         let uring = setup::build()?;
-        let pool = BufPool::new(&uring)?;
+        let pool = BufPool::new(&uring, receive_buffers)?;
         Ok(Ring {
             uring,
             pool: ManuallyDrop::new(pool),

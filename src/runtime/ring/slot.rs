@@ -3,9 +3,11 @@
 //! completions; `runtime/connection.rs` turns its answers into SQEs.
 //!
 //! ```text
-//!  receive:  Idle ──arm──► Armed ──held ≥ MAX_HELD──► Cancelling
-//!              ▲            │ final CQE (EOF, error,        │ final CQE
-//!              └────────────┴─ ENOBUFS, cancelled) ◄────────┘
+//!  receive:  Idle ──arm──► Armed ──not wanted, or held ≥ MAX_HELD──► Cancelling
+//!              ▲            │ final CQE (EOF, error,                   │ final CQE
+//!              └────────────┴─ ENOBUFS, cancelled) ◄───────────────────┘
+//!  (armed only while the connection wants to read: a paused connection has no
+//!   receive, so the kernel keeps what the peer sends and the pool stays free)
 //!  send:     Idle ──send──► InFlight ──CQE──► Idle
 //!  life:     Open ──close──► Closing(ops in flight) ──last CQE──► released (fd closed)
 //! ```
@@ -18,8 +20,9 @@
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
 
-/// Received buffers a connection may hold undelivered (reading paused, or held by
-/// its output) before its receive is cancelled: it cannot take the shard's pool.
+/// Received buffers a connection may hold undelivered before its receive is
+/// cancelled (a paused connection's receive is cancelled at once, and what it
+/// holds is copied out by the driver): no connection can take the shard's pool.
 pub(crate) const MAX_HELD: usize = 4;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -123,9 +126,11 @@ impl Slot {
     }
 
     /// Tells whether a receive should be armed now (`buffers_free`: the pool has
-    /// buffers on the ring).
-    pub(crate) fn should_arm(&self, buffers_free: bool) -> bool {
-        self.life == Life::Open
+    /// buffers on the ring; `wanted`: the connection reads, and has nothing older
+    /// than the kernel's bytes left to deliver).
+    pub(crate) fn should_arm(&self, buffers_free: bool, wanted: bool) -> bool {
+        wanted
+            && self.life == Life::Open
             && self.recv == Recv::Idle
             && self.read_end == ReadEnd::Open
             && self.held.len() < MAX_HELD
@@ -139,9 +144,10 @@ impl Slot {
         self.ops += 1;
     }
 
-    /// Tells whether the armed receive must be cancelled (too much held).
-    pub(crate) fn should_cancel_recv(&self) -> bool {
-        self.recv == Recv::Armed && self.held.len() >= MAX_HELD
+    /// Tells whether the armed receive must be cancelled: reading stopped
+    /// (`wanted` false), or too much is held.
+    pub(crate) fn should_cancel_recv(&self, wanted: bool) -> bool {
+        self.recv == Recv::Armed && (!wanted || self.held.len() >= MAX_HELD)
     }
 
     /// A cancellation of the receive was submitted.
@@ -276,7 +282,7 @@ mod tests {
 
     fn armed() -> Slot {
         let mut s = Slot::new(7);
-        assert!(s.should_arm(true));
+        assert!(s.should_arm(true, true));
         s.armed();
         s
     }
@@ -286,7 +292,7 @@ mod tests {
         let s = armed();
         assert_eq!(s.recv_state(), Recv::Armed);
         assert_eq!(s.ops(), 1);
-        assert!(!s.should_arm(true), "one receive at a time");
+        assert!(!s.should_arm(true, true), "one receive at a time");
     }
 
     #[test]
@@ -309,7 +315,7 @@ mod tests {
         s.next_held();
         assert_eq!(s.take_read_end(), Some(ReadEnd::Eof));
         assert_eq!(s.take_read_end(), None, "reported once");
-        assert!(!s.should_arm(true), "nothing more to read");
+        assert!(!s.should_arm(true, true), "nothing more to read");
     }
 
     #[test]
@@ -326,8 +332,8 @@ mod tests {
         s.on_recv(-libc::ENOBUFS, false, None);
         assert_eq!(s.take_read_end(), None, "not an error of the connection");
         assert!(s.starved());
-        assert!(!s.should_arm(false), "not while the pool is empty");
-        assert!(s.should_arm(true));
+        assert!(!s.should_arm(false, true), "not while the pool is empty");
+        assert!(s.should_arm(true, true));
     }
 
     #[test]
@@ -335,7 +341,7 @@ mod tests {
         let mut s = armed();
         s.on_recv(100, false, Some(2));
         assert_eq!(s.recv_state(), Recv::Idle);
-        assert!(s.should_arm(true));
+        assert!(s.should_arm(true, true));
     }
 
     #[test]
@@ -344,7 +350,7 @@ mod tests {
         for bid in 0..MAX_HELD as u16 {
             s.on_recv(1, true, Some(bid));
         }
-        assert!(s.should_cancel_recv());
+        assert!(s.should_cancel_recv(true));
         s.cancelling_recv();
         assert_eq!(s.ops(), 2);
         // Data that raced with the cancellation is still kept, in order.
@@ -353,10 +359,34 @@ mod tests {
         s.on_recv(-libc::ECANCELED, false, None);
         assert_eq!(s.ops(), 0);
         assert_eq!(s.held(), MAX_HELD + 1);
-        assert!(!s.should_arm(true), "still holding too much");
+        assert!(!s.should_arm(true, true), "still holding too much");
         while s.next_held().is_some() {}
-        assert!(s.should_arm(true));
+        assert!(s.should_arm(true, true));
         assert_eq!(s.take_read_end(), None, "a cancellation is not an end");
+    }
+
+    #[test]
+    fn idle_not_wanted_is_not_armed() {
+        let s = Slot::new(7);
+        assert!(
+            !s.should_arm(true, false),
+            "a paused connection has no receive"
+        );
+    }
+
+    #[test]
+    fn armed_not_wanted_cancels_at_once_and_keeps_what_raced() {
+        let mut s = armed();
+        assert!(!s.should_cancel_recv(true), "wanted, nothing held");
+        assert!(s.should_cancel_recv(false), "reading paused: cancel now");
+        s.cancelling_recv();
+        s.on_recv(7, true, Some(5));
+        s.on_cancel();
+        s.on_recv(-libc::ECANCELED, false, None);
+        assert_eq!(s.ops(), 0);
+        assert_eq!(s.next_held(), Some(Held { bid: 5, len: 7 }));
+        assert!(!s.should_arm(true, false), "still paused");
+        assert!(s.should_arm(true, true), "armed again on resume");
     }
 
     #[test]
@@ -408,6 +438,6 @@ mod tests {
         assert!(!s.releasable(), "the cancel's own CQE is still out");
         s.on_cancel();
         assert!(s.releasable());
-        assert!(!s.should_arm(true), "a closing slot is never armed");
+        assert!(!s.should_arm(true, true), "a closing slot is never armed");
     }
 }
