@@ -126,6 +126,13 @@ const SERIES: &[Series] = &[
         "Bytes copied out of the receive buffer pool for connections that stopped reading with buffers in hand."
     ),
     series!(
+        "weft_sends_direct_total",
+        Counter,
+        Count,
+        direct_sends,
+        "Sends made straight to a socket outside the ring (a lone connection's output at the end of a turn)."
+    ),
+    series!(
         "weft_output_budget_aborts_total",
         Counter,
         Count,

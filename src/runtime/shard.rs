@@ -96,6 +96,8 @@ pub(crate) struct Shard {
     pub(crate) service: Rc<ServiceList>,
     /// The list being serviced (swapped with `service`, so neither reallocates).
     servicing: RefCell<Vec<usize>>,
+    /// Connections of the current service pass after the one being serviced.
+    pub(crate) pass_left: Cell<usize>,
     /// Connections whose `connection_lost` has not run yet.
     pub(crate) live: Cell<usize>,
     /// Output held by all connections (for the shard's budget).
@@ -206,6 +208,7 @@ impl Shard {
                 conns: RefCell::new(Slab::new()),
                 service: Rc::new(RefCell::new(Vec::with_capacity(64))),
                 servicing: RefCell::new(Vec::with_capacity(64)),
+                pass_left: Cell::new(0),
                 live: Cell::new(0),
                 buffered_total: Cell::new(0),
                 drained: Cell::new(None),
@@ -354,7 +357,8 @@ impl Shard {
                 *self.servicing.borrow_mut() = ids;
                 return;
             }
-            for &id in &ids {
+            for (i, &id) in ids.iter().enumerate() {
+                self.pass_left.set(ids.len() - 1 - i);
                 self.service_conn(id);
             }
             ids.clear();

@@ -36,6 +36,7 @@ pub struct ShardStats {
     pub(crate) ring_enters: AtomicU64,
     pub(crate) ring_no_buffers: AtomicU64,
     pub(crate) stashed_bytes: AtomicU64,
+    pub(crate) direct_sends: AtomicU64,
     pub(crate) timers_fired: AtomicU64,
     pub(crate) tasks_polled: AtomicU64,
     pub(crate) panics: AtomicU64,
@@ -132,6 +133,9 @@ impl ShardStats {
         /// Returns the bytes copied out of the receive pool for connections that
         /// stopped reading with buffers in hand (so they do not keep the pool).
         stashed_bytes,
+        /// Returns the sends made straight to a socket, outside the ring (a lone
+        /// connection's output at the end of a turn).
+        direct_sends,
         /// Returns the `call_later` calls that ran.
         timers_fired,
         /// Returns the polls of spawned tasks.

@@ -80,6 +80,8 @@ pub(crate) struct Ring {
     in_flight: usize,
     /// Where the doorbell's eventfd read lands (8 bytes, stable address).
     bell_buf: Box<u64>,
+    /// Sends queued since the last enter.
+    sends_queued: usize,
     pub(crate) counters: RingCounters,
 }
 
@@ -97,6 +99,7 @@ impl Ring {
             pool: ManuallyDrop::new(pool),
             in_flight: 0,
             bell_buf: Box::new(0),
+            sends_queued: 0,
             counters: RingCounters::default(),
         })
     }
@@ -146,6 +149,7 @@ impl Ring {
     }
 
     fn enter(&mut self, want: usize, timeout: Option<Duration>) {
+        self.sends_queued = 0;
         self.counters.enters += 1;
         let queued = self.queued();
         self.counters.submitted += queued as u64;
@@ -166,6 +170,7 @@ impl Ring {
     }
 
     fn enter_raw(&mut self, to_submit: usize, want: usize) {
+        self.sends_queued = 0;
         self.counters.enters += 1;
         self.counters.submitted += to_submit as u64;
         let flags = 1u32; // IORING_ENTER_GETEVENTS (io_uring.h)
@@ -206,6 +211,16 @@ impl Ring {
             self.counters.no_buffers += 1;
         }
         Some(c)
+    }
+
+    /// Notes that a send was queued (see [`sends_queued`](Self::sends_queued)).
+    pub(crate) fn send_queued(&mut self) {
+        self.sends_queued += 1;
+    }
+
+    /// Sends queued since the last enter: a batch forming for the next one.
+    pub(crate) fn sends_queued(&self) -> usize {
+        self.sends_queued
     }
 
     /// Tells whether completions are waiting to be taken.

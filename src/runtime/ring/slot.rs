@@ -245,6 +245,26 @@ impl Slot {
         }
     }
 
+    /// A send made straight to the socket, outside the ring, of `asked` bytes
+    /// returned `res` (bytes, or `-errno`). Nothing was in flight, and nothing is.
+    pub(crate) fn on_direct_send(&mut self, asked: usize, res: i32) -> Sent {
+        debug_assert!(!self.sending);
+        match res {
+            r if r >= 0 => {
+                self.kernel_full = (r as usize) < asked;
+                Sent::Bytes(r as usize)
+            }
+            r if r == -libc::EAGAIN => {
+                self.kernel_full = true;
+                Sent::Bytes(0)
+            }
+            r => {
+                self.send_error.get_or_insert(-r);
+                Sent::Failed(-r)
+            }
+        }
+    }
+
     /// Takes a send error for the connection machine.
     pub(crate) fn take_send_error(&mut self) -> Option<i32> {
         self.send_error.take()
@@ -403,6 +423,23 @@ mod tests {
             "a short send means the kernel's buffer is full"
         );
         assert_eq!(s.ops(), 0);
+    }
+
+    #[test]
+    fn idle_direct_send_short_or_refused_means_the_kernel_is_full() {
+        let mut s = Slot::new(1);
+        assert_eq!(s.on_direct_send(10, 10), Sent::Bytes(10));
+        assert!(!s.kernel_full());
+        assert_eq!(s.on_direct_send(10, 4), Sent::Bytes(4));
+        assert!(s.kernel_full());
+        assert_eq!(s.on_direct_send(10, -libc::EAGAIN), Sent::Bytes(0));
+        assert!(s.kernel_full());
+        assert_eq!(
+            s.on_direct_send(10, -libc::EPIPE),
+            Sent::Failed(libc::EPIPE)
+        );
+        assert_eq!(s.take_send_error(), Some(libc::EPIPE));
+        assert_eq!(s.ops(), 0, "nothing in flight");
     }
 
     #[test]
