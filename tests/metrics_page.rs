@@ -118,6 +118,16 @@ fn n_connections_show_as_n_accepted_summed_over_the_shards() {
         .sum();
     assert_eq!(done as usize, CONNECTIONS, "{page}");
     assert!(sum(&page, "weft_loop_turns_total") > 0.0);
+    // Turns land in the duration histogram, whose +Inf bucket is its count.
+    let histogram_count = sum(&page, "weft_loop_turn_duration_seconds_count");
+    assert!(histogram_count > 0.0);
+    let inf: f64 = samples(&page, "weft_loop_turn_duration_seconds_bucket")
+        .iter()
+        .filter(|(l, _)| l.contains("le=\"+Inf\""))
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(inf, histogram_count);
+    assert!(sum(&page, "weft_loop_turn_duration_seconds_sum") > 0.0);
     assert!(sum(&page, "weft_ring_completions_total") > 0.0);
     assert_eq!(sum(&page, "weft_build_info"), 1.0);
     assert!(page.contains(&format!(

@@ -18,8 +18,9 @@
 //! [`ServerBuilder::metrics_registry`](crate::ServerBuilder::metrics_registry).
 //! Every series is listed in docs/operations.md, "Metrics".
 //!
-//! Not here yet: histograms (a turn-duration histogram, and user histograms); the
-//! longest turn is a gauge, `weft_loop_longest_turn_seconds`.
+//! The loop's turn durations are a histogram, `weft_loop_turn_duration_seconds`
+//! (fixed buckets, one single-writer cell each); the longest turn is also a gauge.
+//! Not here yet: user histograms.
 //!
 //! # Examples
 //! ```no_run

@@ -11,7 +11,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::metrics::registry::Registry;
-use crate::runtime::ShardStats;
+use crate::runtime::{ShardStats, TURN_BUCKETS_NS};
+
+/// The turn-duration histogram's name.
+const TURNS_NAME: &str = "weft_loop_turn_duration_seconds";
 
 /// Prometheus' content type for this format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -21,6 +24,7 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 enum Kind {
     Counter,
     Gauge,
+    Histogram,
 }
 
 impl Kind {
@@ -28,6 +32,7 @@ impl Kind {
         match self {
             Kind::Counter => "counter",
             Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
         }
     }
 }
@@ -361,6 +366,33 @@ pub fn render(stats: &[Arc<ShardStats>], registry: &Registry) -> String {
     }
     header(
         &mut out,
+        TURNS_NAME,
+        Kind::Histogram,
+        "Time each turn of the shard's loop took (its work between two sleeps or polls of the ring).",
+    );
+    for (shard, st) in stats.iter().enumerate() {
+        let counts = st.turns_by_duration();
+        let mut cumulative = 0u64;
+        for (i, n) in counts.iter().enumerate() {
+            cumulative += n;
+            let le = match TURN_BUCKETS_NS.get(i) {
+                Some(&ns) => format!("{}", ns as f64 / 1e9),
+                None => "+Inf".to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "{TURNS_NAME}_bucket{{shard=\"{shard}\",le=\"{le}\"}} {cumulative}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{TURNS_NAME}_sum{{shard=\"{shard}\"}} {}",
+            st.turn_ns_total() as f64 / 1e9
+        );
+        let _ = writeln!(out, "{TURNS_NAME}_count{{shard=\"{shard}\"}} {cumulative}");
+    }
+    header(
+        &mut out,
         "weft_build_info",
         Kind::Gauge,
         "Always 1; the labels name the weft build serving this page.",
@@ -411,6 +443,7 @@ pub fn render(stats: &[Arc<ShardStats>], registry: &Registry) -> String {
 pub fn engine_series_names() -> Vec<&'static str> {
     let mut names: Vec<&'static str> = SERIES.iter().map(|s| s.name).collect();
     names.push(CLOSED_NAME);
+    names.push(TURNS_NAME);
     names.push("weft_build_info");
     names.push("process_start_time_seconds");
     names.extend(MESH.iter().map(|m| m.0));
@@ -420,6 +453,28 @@ pub fn engine_series_names() -> Vec<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn turn_durations_are_a_cumulative_histogram() {
+        let shards: Vec<Arc<ShardStats>> = vec![Arc::default()];
+        shards[0].turn_took(3_000); // le 5 µs
+        shards[0].turn_took(5_000); // le 5 µs (bounds are inclusive)
+        shards[0].turn_took(40_000); // le 50 µs
+        shards[0].turn_took(5_000_000_000); // +Inf
+        let page = render(&shards, &Registry::new());
+        let name = TURNS_NAME;
+        assert!(page.contains(&format!("# TYPE {name} histogram\n")));
+        assert!(
+            page.contains(&format!("{name}_bucket{{shard=\"0\",le=\"0.000005\"}} 2\n")),
+            "{page}"
+        );
+        assert!(page.contains(&format!("{name}_bucket{{shard=\"0\",le=\"0.00001\"}} 2\n")));
+        assert!(page.contains(&format!("{name}_bucket{{shard=\"0\",le=\"0.00005\"}} 3\n")));
+        assert!(page.contains(&format!("{name}_bucket{{shard=\"0\",le=\"1\"}} 3\n")));
+        assert!(page.contains(&format!("{name}_bucket{{shard=\"0\",le=\"+Inf\"}} 4\n")));
+        assert!(page.contains(&format!("{name}_count{{shard=\"0\"}} 4\n")));
+        assert!(page.contains(&format!("{name}_sum{{shard=\"0\"}} 5.000048\n")));
+    }
 
     #[test]
     fn every_shard_gets_every_series() {

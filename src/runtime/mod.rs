@@ -52,7 +52,7 @@ pub use handle::ServerHandle;
 pub use probe::check_io_uring;
 pub(crate) use shard::guarded;
 pub use signal::{block_stop_signals, on_reload, on_reopen_log, on_stopping};
-pub use stats::{ShardStats, ShardSummary};
+pub use stats::{ShardStats, ShardSummary, TURN_BUCKETS_NS};
 pub use stop::StopHandle;
 
 /// Why a server could not start or did not stop cleanly.

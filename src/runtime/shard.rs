@@ -370,6 +370,7 @@ impl Shard {
         let s = &self.stats;
         ShardStats::add(&s.turns, 1);
         let took = turn_start.elapsed().as_nanos() as u64;
+        s.turn_took(took);
         if took > s.longest_turn_ns() {
             ShardStats::set(&s.longest_turn_ns, took);
         }

@@ -37,10 +37,34 @@ pub struct ShardStats {
     pub(crate) ring_no_buffers: AtomicU64,
     pub(crate) stashed_bytes: AtomicU64,
     pub(crate) direct_sends: AtomicU64,
+    /// Turns by duration: `turn_buckets[i]` counts the turns that took at most
+    /// `TURN_BUCKETS_NS[i]` and more than the bound before; the last, longer ones.
+    pub(crate) turn_buckets: [AtomicU64; TURN_BUCKETS_NS.len() + 1],
+    pub(crate) turn_ns_total: AtomicU64,
     pub(crate) timers_fired: AtomicU64,
     pub(crate) tasks_polled: AtomicU64,
     pub(crate) panics: AtomicU64,
 }
+
+/// The upper bounds of the turn-duration histogram's buckets, in nanoseconds (a
+/// last bucket holds the longer turns). A turn is the loop's work between two
+/// sleeps or polls of the ring; the shard's sleep is not part of it.
+pub const TURN_BUCKETS_NS: [u64; 14] = [
+    5_000,
+    10_000,
+    25_000,
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    100_000_000,
+    1_000_000_000,
+];
 
 macro_rules! getters {
     ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
@@ -70,6 +94,25 @@ impl ShardStats {
 
     pub(crate) fn set(counter: &AtomicU64, v: u64) {
         counter.store(v, Ordering::Relaxed);
+    }
+
+    /// Counts one turn of the loop that took `ns` nanoseconds.
+    pub(crate) fn turn_took(&self, ns: u64) {
+        let i = TURN_BUCKETS_NS.partition_point(|&b| b < ns);
+        Self::add(&self.turn_buckets[i], 1);
+        Self::add(&self.turn_ns_total, ns);
+    }
+
+    /// Returns the turns by duration: one count per bound of [`TURN_BUCKETS_NS`]
+    /// (turns that took at most that long and more than the bound before), then
+    /// the longer ones. Not cumulative.
+    pub fn turns_by_duration(&self) -> [u64; TURN_BUCKETS_NS.len() + 1] {
+        std::array::from_fn(|i| self.turn_buckets[i].load(Ordering::Relaxed))
+    }
+
+    /// Returns the time all turns took, in nanoseconds.
+    pub fn turn_ns_total(&self) -> u64 {
+        self.turn_ns_total.load(Ordering::Relaxed)
     }
 
     /// Counts a connection's end under its reason.
