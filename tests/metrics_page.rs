@@ -12,29 +12,31 @@ use std::time::Duration;
 
 use support::{connect, require_io_uring, round_trip, WeftProcess};
 use support_metrics::{http_get, samples, scrape, sum, wait_for};
-use weft::metrics::{Registry, ShardCounter};
+use weft::metrics::{Registry, ShardCounter, ShardHistogram};
 use weft::{Address, Factory, Protocol, Server, ServerHandle, Transport};
 
 const CONNECTIONS: usize = 24;
 
-/// Echo that counts its connections in a user counter.
-struct CountedEcho(ShardCounter);
+/// Echo that counts its connections in a user counter and the sizes of its reads
+/// in a user histogram.
+struct CountedEcho(ShardCounter, ShardHistogram);
 
 impl Protocol for CountedEcho {
     fn connection_made(&mut self, _t: &mut Transport) {
         self.0.inc();
     }
     fn data_received(&mut self, data: &[u8], t: &mut Transport) {
+        self.1.observe(data.len() as f64);
         t.write(data);
     }
 }
 
-struct CountedEchoFactory(ShardCounter);
+struct CountedEchoFactory(ShardCounter, ShardHistogram);
 
 impl Factory for CountedEchoFactory {
     type Protocol = CountedEcho;
     fn build_protocol(&mut self, _peer: &Address) -> Option<CountedEcho> {
-        Some(CountedEcho(self.0.clone()))
+        Some(CountedEcho(self.0.clone(), self.1.clone()))
     }
 }
 
@@ -47,12 +49,19 @@ fn start(registry: &Registry) -> ServerHandle {
             "Connections the test protocol saw made.",
         )
         .unwrap();
+    let reads = registry
+        .histogram(
+            "test_read_size_bytes",
+            "Sizes of the test protocol's reads.",
+            &[16.0, 256.0, 4096.0],
+        )
+        .unwrap();
     Server::builder()
         .cores(2)
         .metrics("tcp:0:interface=127.0.0.1")
         .metrics_registry(registry)
         .listen("tcp:0:interface=127.0.0.1", move |shard| {
-            CountedEchoFactory(made.shard(shard))
+            CountedEchoFactory(made.shard(shard), reads.shard(shard))
         })
         .start()
         .expect("server starts")
@@ -141,6 +150,10 @@ fn n_connections_show_as_n_accepted_summed_over_the_shards() {
         CONNECTIONS
     );
     assert!(page.contains("# TYPE test_connections_made_total counter\n"));
+    // The user histogram: every byte read is in its sum.
+    assert!(page.contains("# TYPE test_read_size_bytes histogram\n"));
+    assert_eq!(sum(&page, "test_read_size_bytes_sum") as usize, bytes);
+    assert!(sum(&page, "test_read_size_bytes_count") >= CONNECTIONS as f64);
 
     server.shutdown().unwrap();
     assert!(

@@ -4,7 +4,7 @@
 //! ```text
 //!  shard 0 ── ShardStats (single writer: plain load + store) ──┐
 //!  shard 1 ── ShardStats ──────────────────────────────────────┤ relaxed loads,
-//!  user protocols ── ShardCounter (one cell per shard) ────────┤ once per scrape
+//!  user protocols ── ShardCounter, ShardHistogram (per shard) ─┤ once per scrape
 //!  Mesh::stats() ──────────────────────────────────────────────┘
 //!                                   weft-metrics thread: GET /metrics ─► render
 //! ```
@@ -20,7 +20,8 @@
 //!
 //! The loop's turn durations are a histogram, `weft_loop_turn_duration_seconds`
 //! (fixed buckets, one single-writer cell each); the longest turn is also a gauge.
-//! Not here yet: user histograms.
+//! Library users add per-shard counters and histograms ([`Registry::counter`],
+//! [`Registry::histogram`]).
 //!
 //! # Examples
 //! ```no_run
@@ -55,10 +56,12 @@
 //! server.join().unwrap();
 //! ```
 
+mod histogram;
 mod http;
 mod registry;
 mod render;
 
+pub use histogram::{Histogram, ShardHistogram};
 pub use http::Exporter;
 pub use registry::{Counter, MetricsError, Registry, ShardCounter};
 pub use render::{engine_series_names, process_start_time, render, CONTENT_TYPE};

@@ -1,5 +1,5 @@
-//! User metrics: per-shard counters a library user registers by name and help, and
-//! the meshes whose counters join the page.
+//! User metrics: per-shard counters and histograms (`histogram.rs`) a library user
+//! registers by name and help, and the meshes whose counters join the page.
 //!
 //! A [`Counter`] is a family with one cell per shard. The shard that owns a cell is
 //! its only writer: [`ShardCounter::inc`] is a plain load and store on an
@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::mesh::{Mesh, MeshStats};
+use crate::metrics::histogram::{valid_bounds, Histogram, HistogramFamily};
 
 /// Why a metric could not be registered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +28,8 @@ pub enum MetricsError {
     InvalidName(String),
     /// A metric of this name is already registered (or is one of weft's own).
     Duplicate(String),
+    /// A histogram's bucket bounds are empty, not finite or not increasing.
+    InvalidBuckets(String),
 }
 
 impl fmt::Display for MetricsError {
@@ -37,6 +40,10 @@ impl fmt::Display for MetricsError {
                 "{n:?} is not a Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)"
             ),
             MetricsError::Duplicate(n) => write!(f, "a metric named {n:?} is already registered"),
+            MetricsError::InvalidBuckets(n) => write!(
+                f,
+                "histogram {n:?}: bucket bounds must be finite, strictly increasing, and at least one"
+            ),
         }
     }
 }
@@ -68,7 +75,16 @@ pub struct Registry {
 #[derive(Default)]
 struct Inner {
     counters: Vec<Arc<Family>>,
+    histograms: Vec<Arc<HistogramFamily>>,
     meshes: Vec<MeshSource>,
+}
+
+impl Inner {
+    fn taken(&self, name: &str) -> bool {
+        crate::metrics::render::is_reserved(name)
+            || self.counters.iter().any(|c| c.name == name)
+            || self.histograms.iter().any(|h| h.name == name)
+    }
 }
 
 /// A mesh's counters, type-erased: the exporter does not know the message type.
@@ -94,6 +110,14 @@ impl fmt::Debug for Registry {
                     .counters
                     .iter()
                     .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .field(
+                "histograms",
+                &inner
+                    .histograms
+                    .iter()
+                    .map(|h| h.name.as_str())
                     .collect::<Vec<_>>(),
             )
             .field("meshes", &inner.meshes.len())
@@ -132,8 +156,7 @@ impl Registry {
             return Err(MetricsError::InvalidName(name.to_string()));
         }
         let mut inner = self.lock();
-        let reserved = crate::metrics::render::is_reserved(name);
-        if reserved || inner.counters.iter().any(|c| c.name == name) {
+        if inner.taken(name) {
             return Err(MetricsError::Duplicate(name.to_string()));
         }
         let family = Arc::new(Family {
@@ -143,6 +166,47 @@ impl Registry {
         });
         inner.counters.push(Arc::clone(&family));
         Ok(Counter { family })
+    }
+
+    /// Registers a per-shard histogram with upper bucket bounds `bounds` (an
+    /// implicit `+Inf` bucket follows), rendered as `name_bucket{shard,le}`,
+    /// `name_sum{shard}` and `name_count{shard}`. By Prometheus' conventions a
+    /// duration histogram is in seconds and named `…_seconds`.
+    ///
+    /// # Errors
+    /// As [`counter`](Self::counter), and [`MetricsError::InvalidBuckets`] if the
+    /// bounds are empty, not finite or not strictly increasing.
+    ///
+    /// # Examples
+    /// ```
+    /// use weft::metrics::Registry;
+    ///
+    /// let registry = Registry::new();
+    /// let h = registry
+    ///     .histogram("myapp_request_seconds", "Time to answer.", &[0.001, 0.01, 0.1])
+    ///     .unwrap();
+    /// h.shard(0).observe(0.004);
+    /// assert_eq!(h.count(), 1);
+    /// ```
+    pub fn histogram(
+        &self,
+        name: &str,
+        help: &str,
+        bounds: &[f64],
+    ) -> Result<Histogram, MetricsError> {
+        if !valid_name(name) {
+            return Err(MetricsError::InvalidName(name.to_string()));
+        }
+        if !valid_bounds(bounds) {
+            return Err(MetricsError::InvalidBuckets(name.to_string()));
+        }
+        let mut inner = self.lock();
+        if inner.taken(name) {
+            return Err(MetricsError::Duplicate(name.to_string()));
+        }
+        let family = Arc::new(HistogramFamily::new(name, help, bounds.to_vec()));
+        inner.histograms.push(Arc::clone(&family));
+        Ok(Histogram { family })
     }
 
     /// Adds a mesh's per-shard counters to the page, labelled `mesh="name"`
@@ -156,10 +220,14 @@ impl Registry {
         });
     }
 
-    /// Calls `f` with the registered counters and meshes (for rendering).
-    pub(crate) fn with<R>(&self, f: impl FnOnce(&[Arc<Family>], &[MeshSource]) -> R) -> R {
+    /// Calls `f` with the registered counters, histograms and meshes (for
+    /// rendering).
+    pub(crate) fn with<R>(
+        &self,
+        f: impl FnOnce(&[Arc<Family>], &[Arc<HistogramFamily>], &[MeshSource]) -> R,
+    ) -> R {
         let inner = self.lock();
-        f(&inner.counters, &inner.meshes)
+        f(&inner.counters, &inner.histograms, &inner.meshes)
     }
 }
 

@@ -302,6 +302,34 @@ fn from_proc() -> Option<f64> {
     Some(btime + ticks / USER_HZ)
 }
 
+/// Writes one labelled histogram: cumulative `_bucket` lines for `bounds` (then
+/// `+Inf`) from the non-cumulative `counts`, `_sum` and `_count` (the sum of the
+/// counts, so the page is consistent even while a shard writes).
+fn histogram_lines(
+    out: &mut String,
+    name: &str,
+    labels: &str,
+    bounds: impl Iterator<Item = f64>,
+    counts: &[u64],
+    sum: f64,
+) {
+    let mut cumulative = 0u64;
+    let mut bounds = bounds;
+    for n in counts {
+        cumulative += n;
+        match bounds.next() {
+            Some(le) => {
+                let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+            }
+            None => {
+                let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {cumulative}");
+            }
+        }
+    }
+    let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+    let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
+}
+
 fn header(out: &mut String, name: &str, kind: Kind, help: &str) {
     let _ = writeln!(out, "# HELP {name} {}", escape_help(help));
     let _ = writeln!(out, "# TYPE {name} {}", kind.as_str());
@@ -371,25 +399,14 @@ pub fn render(stats: &[Arc<ShardStats>], registry: &Registry) -> String {
         "Time each turn of the shard's loop took (its work between two sleeps or polls of the ring).",
     );
     for (shard, st) in stats.iter().enumerate() {
-        let counts = st.turns_by_duration();
-        let mut cumulative = 0u64;
-        for (i, n) in counts.iter().enumerate() {
-            cumulative += n;
-            let le = match TURN_BUCKETS_NS.get(i) {
-                Some(&ns) => format!("{}", ns as f64 / 1e9),
-                None => "+Inf".to_string(),
-            };
-            let _ = writeln!(
-                out,
-                "{TURNS_NAME}_bucket{{shard=\"{shard}\",le=\"{le}\"}} {cumulative}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "{TURNS_NAME}_sum{{shard=\"{shard}\"}} {}",
-            st.turn_ns_total() as f64 / 1e9
+        histogram_lines(
+            &mut out,
+            TURNS_NAME,
+            &format!("shard=\"{shard}\""),
+            TURN_BUCKETS_NS.iter().map(|&ns| ns as f64 / 1e9),
+            &st.turns_by_duration(),
+            st.turn_ns_total() as f64 / 1e9,
         );
-        let _ = writeln!(out, "{TURNS_NAME}_count{{shard=\"{shard}\"}} {cumulative}");
     }
     header(
         &mut out,
@@ -410,7 +427,7 @@ pub fn render(stats: &[Arc<ShardStats>], registry: &Registry) -> String {
     );
     let _ = writeln!(out, "process_start_time_seconds {}", process_start_time());
 
-    registry.with(|counters, meshes| {
+    registry.with(|counters, histograms, meshes| {
         if !meshes.is_empty() {
             let per_mesh: Vec<_> = meshes.iter().map(|m| (&m.name, (m.stats)())).collect();
             for (name, help, get) in MESH {
@@ -433,6 +450,21 @@ pub fn render(stats: &[Arc<ShardStats>], registry: &Registry) -> String {
             for (shard, cell) in cells.iter() {
                 let v = cell.load(std::sync::atomic::Ordering::Relaxed);
                 let _ = writeln!(out, "{}{{shard=\"{shard}\"}} {v}", c.name);
+            }
+        }
+        for h in histograms {
+            header(&mut out, &h.name, Kind::Histogram, &h.help);
+            let cells = h.cells.lock().unwrap_or_else(|e| e.into_inner());
+            for (shard, cell) in cells.iter() {
+                let (counts, sum) = cell.read();
+                histogram_lines(
+                    &mut out,
+                    &h.name,
+                    &format!("shard=\"{shard}\""),
+                    h.bounds.iter().copied(),
+                    &counts,
+                    sum,
+                );
             }
         }
     });
