@@ -77,6 +77,7 @@ pub mod clock;
 mod connection;
 pub mod endpoints;
 pub mod factory;
+pub mod haproxy;
 pub mod mesh;
 pub mod metrics;
 pub mod policies;
