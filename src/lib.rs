@@ -72,6 +72,7 @@
 
 pub mod address;
 pub mod application;
+pub mod bus;
 pub mod client;
 pub mod clock;
 mod connection;
