@@ -68,6 +68,9 @@ impl BusStats {
     }
 }
 
+/// What is done with another process's line.
+type OnRemote = Box<dyn Fn(Bytes)>;
+
 /// The length of a process tag: 16 hex digits.
 const TAG_LEN: usize = 16;
 
@@ -78,7 +81,7 @@ pub struct Bridge {
     queue_cap: usize,
     queue: RefCell<VecDeque<Bytes>>,
     publisher: RefCell<Option<TransportHandle>>,
-    on_remote: RefCell<Option<Box<dyn Fn(Bytes)>>>,
+    on_remote: RefCell<Option<OnRemote>>,
     stats: Arc<BusStats>,
     pub(crate) connectors: RefCell<Vec<Connector>>,
     pub(crate) stopping: Cell<bool>,
