@@ -4,6 +4,7 @@
 
 mod support;
 mod support_scale;
+mod tls_support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -191,4 +192,46 @@ fn junk_and_a_bad_v2_length_past_the_balancer_are_closed_and_counted_and_nothing
     let (code, log) = w.terminate();
     assert_eq!(code, 0, "{log:?}");
     assert_eq!(service_totals(&log), (2, 3), "{log:?}");
+}
+
+#[test]
+fn haproxy_wraps_a_unix_endpoint_and_the_chat_still_sees_the_clients_address() {
+    let dir = support_scale::TempDir::new("haproxy-unix");
+    let path = dir.0.join("chat.sock");
+    let endpoint = format!("haproxy:unix:{}", path.display());
+    let w = WeftProcess::start(&["serve", "chat", &endpoint, "--cores", "2"]);
+    assert_eq!(w.addrs, vec![format!("unix:{}", path.display())]);
+    let (_lb, port) = haproxy(&[path.display()], SendProxy::V2);
+    let front: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    // Without the header the chat would name this client "unix".
+    assert_eq!(
+        say_through(front, "127.0.0.4", "over unix"),
+        "127.0.0.4 says over unix\r\n"
+    );
+    let (code, log) = w.terminate();
+    assert_eq!(code, 0, "{log:?}");
+    assert_eq!(service_totals(&log), (1, 0), "{log:?}");
+}
+
+#[test]
+fn haproxy_wraps_an_ssl_endpoint_the_header_comes_before_the_handshake() {
+    let pki = tls_support::TestPki::new("haproxy-ssl");
+    let pem = pki.issue("server.pem", &["localhost"]);
+    let endpoint = format!(
+        "haproxy:ssl:0:interface=127.0.0.1:privateKey={}",
+        tls_support::esc(&pem)
+    );
+    let w = WeftProcess::start(&["serve", "echo", "--cores", "2", &endpoint]);
+    let (_lb, port) = haproxy(&[w.tcp_addr()], SendProxy::V2);
+    let front: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let config = tls_support::client_config(&pki.ca(), None);
+    let mut c = tls_support::tls_connect(front, &config, "localhost").unwrap();
+    assert_eq!(
+        tls_support::echo(&mut c, b"tls behind haproxy\r\n"),
+        b"tls behind haproxy\r\n"
+    );
+    drop(c);
+    let (code, log) = w.terminate();
+    assert_eq!(code, 0, "{log:?}");
+    assert_eq!(service_totals(&log), (1, 0), "{log:?}");
 }

@@ -144,9 +144,9 @@ pub enum SendProxy {
 }
 
 /// Starts HAProxy in TCP mode on a free loopback port, round-robin over
-/// `backends`, sending a PROXY header of version `send`; returns it and its port
-/// once it listens.
-pub fn haproxy(backends: &[SocketAddr], send: SendProxy) -> (Program, u16) {
+/// `backends` (`IP:PORT`, or the absolute path of a UNIX socket), sending a PROXY
+/// header of version `send`; returns it and its port once it listens.
+pub fn haproxy(backends: &[impl std::fmt::Display], send: SendProxy) -> (Program, u16) {
     let port = free_port();
     let dir = TempDir::new("haproxy");
     let keyword = match send {
