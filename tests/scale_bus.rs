@@ -7,6 +7,7 @@ mod support_scale;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -50,6 +51,26 @@ impl Client {
             .iter()
             .filter(|l| l.as_str() == line)
             .count()
+    }
+
+    fn count_starting(&self, prefix: &str) -> usize {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.starts_with(prefix))
+            .count()
+    }
+
+    fn wait_more(&self, prefix: &str, than: usize) {
+        let deadline = Instant::now() + WAIT;
+        while self.count_starting(prefix) <= than {
+            assert!(
+                Instant::now() < deadline,
+                "no more {prefix:?} lines after {than}"
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
     }
 
     fn wait_for(&self, line: &str) {
@@ -98,6 +119,11 @@ fn wait_count(p: &mut WeftProcess, needle: &str, n: usize) {
         );
         thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// What a process logs when one of its bus connections is lost.
+fn lost(port: u16, role: &str) -> String {
+    format!("bus: lost redis://127.0.0.1:{port}/lobby ({role})")
 }
 
 /// The numbers in the "chat bus totals" line: published, received, dropped, malformed.
@@ -171,8 +197,8 @@ fn with_redis_killed_local_chat_goes_on_remote_lines_are_dropped_past_the_queue_
     b1.wait_for("127.0.0.1 changed name to alice");
 
     redis.kill();
-    wait_count(&mut a, "(Publisher)", 1);
-    wait_count(&mut a, "(Subscriber)", 1);
+    wait_count(&mut a, &lost(port, "Publisher"), 1);
+    wait_count(&mut a, &lost(port, "Subscriber"), 1);
     for i in 0..5 {
         a1.say(&format!("while down {i}"));
     }
@@ -201,4 +227,76 @@ fn with_redis_killed_local_chat_goes_on_remote_lines_are_dropped_past_the_queue_
     assert_eq!(bus_totals(&log_a)[2], 3, "{log_a:?}");
     let (code, log_b) = b.terminate();
     assert_eq!(code, 0, "{log_b:?}");
+}
+
+#[test]
+fn redis_killed_and_restarted_twice_under_load_crashes_nothing_bounds_memory_and_delivery_resumes()
+{
+    support::require_io_uring();
+    let port = free_port();
+    let mut redis = redis_server(port);
+    let mut a = chat_on_bus(port, &[]);
+    let mut b = chat_on_bus(port, &[]);
+    let a1 = Arc::new(Client::join(a.tcp_addr()));
+    let b1 = Client::join(b.tcp_addr());
+    a1.say("/NAME alice");
+    b1.wait_for("127.0.0.1 changed name to alice");
+
+    // About a thousand lines a second from A for the whole test.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (a1, stop) = (Arc::clone(&a1), Arc::clone(&stop));
+        thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                a1.say(&format!("load {n}"));
+                n += 1;
+                thread::sleep(Duration::from_millis(1));
+            }
+        })
+    };
+    b1.wait_more("alice says load", 200);
+    let rss_before = (a.rss(), b.rss());
+
+    for round in 1..=2 {
+        redis.kill();
+        wait_count(&mut a, &lost(port, "Publisher"), round);
+        wait_count(&mut b, &lost(port, "Subscriber"), round);
+        // Local delivery goes on while the bus is down.
+        let local = a1.count_starting("alice says load");
+        a1.wait_more("alice says load", local + 100);
+        redis = redis_server(port);
+        for p in [&mut a, &mut b] {
+            wait_count(p, "bus: subscribed", round + 1);
+            wait_count(p, "bus: publishing", round + 1);
+        }
+        let seen = b1.count_starting("alice says load");
+        b1.wait_more("alice says load", seen + 200);
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+
+    for p in [&mut a, &mut b] {
+        assert!(p.child.try_wait().unwrap().is_none(), "a weft process died");
+    }
+    let grew = (
+        a.rss().saturating_sub(rss_before.0),
+        b.rss().saturating_sub(rss_before.1),
+    );
+    assert!(
+        grew.0 < 64 << 20 && grew.1 < 64 << 20,
+        "resident memory grew by {grew:?} bytes"
+    );
+    drop(b1);
+    drop(a1);
+    let (code, log_a) = a.terminate();
+    assert_eq!(code, 0, "{log_a:?}");
+    let t = bus_totals(&log_a);
+    eprintln!(
+        "A: published {}, dropped {} (RSS growth {grew:?})",
+        t[0], t[2]
+    );
+    let (code, log_b) = b.terminate();
+    assert_eq!(code, 0, "{log_b:?}");
+    assert_eq!(bus_totals(&log_b)[3], 0, "malformed: {log_b:?}");
 }
