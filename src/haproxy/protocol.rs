@@ -129,6 +129,9 @@ impl<P: Protocol> HaproxyProtocol<P> {
             .borrow_mut()
             .set_backpressure(protocol.backpressure());
         protocol.connection_made(&mut transport);
+        // The bytes that came with the header were read already: they are delivered
+        // even if connection_made paused reading (as bytes of one read are), but not
+        // after it asked to close (nothing is parsed after a close request).
         if !rest.is_empty() && !transport.disconnecting() {
             protocol.data_received(&rest, &mut transport);
         }
