@@ -58,6 +58,7 @@
 //! | Deferred | [`Reactor::spawn_local`] + [`TransportHandle`] |
 //! | `serverFromString` | [`endpoints::ServerEndpoint`] |
 //! | `listenSSL`, `TLSMemoryBIOFactory`, `negotiatedProtocol` | `ssl:` endpoints, [`tls::TlsServerFactory`], [`Transport::tls`] |
+//! | `haproxy:` endpoints, `HAProxyWrappingFactory` | [`haproxy::HaproxyServerFactory`] (through `ListeningService` and `weft serve`) |
 //! | `StringTransport`, `Clock`, `iosim` | [`testing`] |
 //!
 //! The deliberate differences are listed in `docs/twisted.md`.
@@ -72,11 +73,13 @@
 
 pub mod address;
 pub mod application;
+pub mod bus;
 pub mod client;
 pub mod clock;
 mod connection;
 pub mod endpoints;
 pub mod factory;
+pub mod haproxy;
 pub mod mesh;
 pub mod metrics;
 pub mod policies;

@@ -44,6 +44,7 @@ pub mod line;
 pub mod line_only;
 pub mod netstring;
 mod read_hold;
+pub mod resp;
 
 pub use framing::{FrameError, Framing};
 pub use int_prefixed::{

@@ -29,16 +29,25 @@
 //! caps (`ServerBuilder::max_output_buffer`): past the cap it is aborted, and the
 //! others are not slowed down, since a room never waits on a client.
 //!
+//! # Across processes
+//! With a bus ([`ChatBus`], `weft serve chat --bus redis://HOST:PORT/ROOM`), shard
+//! 0's room also hands every local event to a [`Bridge`], which publishes it to
+//! the other processes, and puts their lines on this process's mesh marked
+//! remote, so each reaches every local client once and is never published again
+//! (see [`crate::bus`]).
+//!
 //! Input is split by the shared
 //! [`LineOnlyDecoder`], with Twisted's
 //! `LineOnlyReceiver` rules (CRLF, 16 384-byte limit, nothing after a close).
 
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
 use crate::address::Address;
+use crate::bus::{Bridge, BusStats, BusUrl};
 use crate::factory::Factory;
 use crate::mesh::{Mesh, MeshEndpoint};
 use crate::protocol::Protocol;
@@ -70,6 +79,8 @@ struct ClientId {
 pub struct ChatEvent {
     skip: Option<ClientId>,
     line: Bytes,
+    /// It came from another process over the bus: not to be published again.
+    remote: bool,
 }
 
 impl ChatEvent {
@@ -85,11 +96,17 @@ struct Room {
     endpoint: MeshEndpoint<ChatEvent>,
     clients: RefCell<Vec<(u64, TransportHandle)>>,
     next_id: Cell<u64>,
+    /// The bus, on shard 0 of a room that has one.
+    bridge: Option<Rc<Bridge>>,
 }
 
 impl Room {
-    /// Writes `event` to every local client it is meant for.
+    /// Writes `event` to every local client it is meant for, and hands a local
+    /// event to the bus (shard 0 only: every event reaches shard 0 once).
     fn deliver(&self, event: &ChatEvent) {
+        if let (Some(bridge), false) = (&self.bridge, event.remote) {
+            bridge.publish(&event.line);
+        }
         for (id, handle) in self.clients.borrow().iter() {
             let me = ClientId {
                 shard: self.shard,
@@ -115,6 +132,7 @@ impl Room {
                 local,
             }),
             line: Bytes::from(line),
+            remote: false,
         };
         if let Err(e) = self.endpoint.broadcast(event) {
             // Only at shutdown: the room is closing and so is every client.
@@ -130,6 +148,31 @@ impl Room {
     }
 }
 
+/// Where a chat room meets the rooms of other processes: the bus URL, the
+/// outbound queue's bound in lines ([`DEFAULT_BUS_QUEUE`](crate::bus::DEFAULT_BUS_QUEUE)
+/// by default), and the counters. `Send + Sync`: built before the server starts
+/// and given to every shard's factory closure.
+#[derive(Debug, Clone)]
+pub struct ChatBus {
+    /// The bus and the room.
+    pub url: BusUrl,
+    /// Lines that wait while the bus is down; more are dropped and counted.
+    pub queue: usize,
+    /// The counters (published, received, dropped).
+    pub stats: Arc<BusStats>,
+}
+
+impl ChatBus {
+    /// A bus for `url` with the default queue bound.
+    pub fn new(url: BusUrl) -> ChatBus {
+        ChatBus {
+            url,
+            queue: crate::bus::DEFAULT_BUS_QUEUE,
+            stats: Arc::default(),
+        }
+    }
+}
+
 /// Builds a [`Chat`] protocol per connection; one per shard, sharing a [`ChatMesh`].
 pub struct ChatFactory {
     room: Option<Rc<Room>>,
@@ -138,11 +181,34 @@ pub struct ChatFactory {
 impl ChatFactory {
     /// Creates the factory (and room) for the shard that owns `endpoint`.
     pub fn new(endpoint: MeshEndpoint<ChatEvent>) -> ChatFactory {
+        Self::with_bridge(endpoint, None)
+    }
+
+    /// Creates the factory (and room) for the shard that owns `endpoint`, bridged
+    /// to other processes by `bridge` (give it on one shard only: shard 0).
+    pub fn with_bridge(
+        endpoint: MeshEndpoint<ChatEvent>,
+        bridge: Option<Rc<Bridge>>,
+    ) -> ChatFactory {
+        if let Some(b) = &bridge {
+            let endpoint = endpoint.clone();
+            b.on_remote(move |line| {
+                let event = ChatEvent {
+                    skip: None,
+                    line,
+                    remote: true,
+                };
+                if let Err(e) = endpoint.broadcast(event) {
+                    tracing::debug!("chat line from the bus not delivered: {e}");
+                }
+            });
+        }
         let room = Rc::new(Room {
             shard: endpoint.shard(),
             endpoint: endpoint.clone(),
             clients: RefCell::new(Vec::new()),
             next_id: Cell::new(0),
+            bridge,
         });
         // Weak: the endpoint's handler must not keep its own room alive.
         let weak: Weak<Room> = Rc::downgrade(&room);
@@ -158,8 +224,25 @@ impl ChatFactory {
     /// creates the factory. If the join fails (a mesh of the wrong size), the error
     /// is logged and this shard refuses chat connections rather than isolate them.
     pub fn join(mesh: &ChatMesh, shard: usize) -> ChatFactory {
+        Self::join_with_bus(mesh, shard, None)
+    }
+
+    /// [`join`](Self::join), and on shard 0 connect to `bus` (when given) from
+    /// this shard's reactor.
+    pub fn join_with_bus(mesh: &ChatMesh, shard: usize, bus: Option<&ChatBus>) -> ChatFactory {
         match mesh.join(shard) {
-            Ok(endpoint) => ChatFactory::new(endpoint),
+            Ok(endpoint) => {
+                let bridge = bus.filter(|_| shard == 0).and_then(|bus| {
+                    let Some(current) = crate::runtime::shard::current() else {
+                        tracing::error!("chat: the bus needs a running shard; chat stays local");
+                        return None;
+                    };
+                    let bridge = Bridge::new(bus.url.clone(), bus.queue, Arc::clone(&bus.stats));
+                    bridge.start(&current.reactor);
+                    Some(bridge)
+                });
+                ChatFactory::with_bridge(endpoint, bridge)
+            }
             Err(e) => {
                 tracing::error!(
                     shard,
@@ -185,6 +268,20 @@ impl Factory for ChatFactory {
             lines: LineOnlyDecoder::with_limits(b"\r\n", DEFAULT_MAX_LINE_LENGTH),
             joined: false,
         })
+    }
+
+    fn stop_factory(&mut self) {
+        if let Some(bridge) = self.room.as_ref().and_then(|r| r.bridge.as_ref()) {
+            let s = bridge.stats();
+            tracing::info!(
+                "chat bus totals: {} lines published, {} received, {} dropped, {} malformed",
+                s.published(),
+                s.received(),
+                s.dropped(),
+                s.malformed()
+            );
+            bridge.stop();
+        }
     }
 }
 

@@ -128,6 +128,32 @@ pub struct ChatOpts {
     #[arg(long, value_name = "N", default_value_t = weft::mesh::DEFAULT_INBOX_CAPACITY)]
     #[serde(default = "default_inbox")]
     pub inbox_capacity: usize,
+    /// Joins the rooms of other weft processes over Redis pub/sub
+    /// (redis://HOST[:PORT]/ROOM): every process on the same ROOM is one room.
+    #[arg(long, value_name = "URL", value_parser = parse_bus)]
+    #[serde(default, deserialize_with = "bus_url")]
+    pub bus: Option<weft::bus::BusUrl>,
+    /// Lines kept for the bus while it is unreachable; later ones are dropped for
+    /// the other processes (and counted).
+    #[arg(long, value_name = "N", default_value_t = weft::bus::DEFAULT_BUS_QUEUE)]
+    #[serde(default = "default_bus_queue")]
+    pub bus_queue: usize,
+}
+
+fn parse_bus(s: &str) -> Result<weft::bus::BusUrl, String> {
+    s.parse().map_err(|e: weft::bus::BusUrlError| e.to_string())
+}
+
+fn bus_url<'de, D>(d: D) -> Result<Option<weft::bus::BusUrl>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let s = String::deserialize(d)?;
+    parse_bus(&s).map(Some).map_err(serde::de::Error::custom)
+}
+
+fn default_bus_queue() -> usize {
+    weft::bus::DEFAULT_BUS_QUEUE
 }
 
 /// `finger`'s options.
@@ -286,8 +312,12 @@ impl ServiceSpec {
             }
             ServiceSpec::Chat(o) => {
                 let mesh = chat::ChatMesh::new(shards, o.inbox_capacity);
+                let bus = o.bus.clone().map(|url| chat::ChatBus {
+                    queue: o.bus_queue,
+                    ..chat::ChatBus::new(url)
+                });
                 listening(name, &listen, policies, move |shard| {
-                    chat::ChatFactory::join(&mesh, shard)
+                    chat::ChatFactory::join_with_bus(&mesh, shard, bus.as_ref())
                 })
             }
             ServiceSpec::Finger(o) => {

@@ -296,13 +296,16 @@ pub fn check_secs(secs: f64) -> Result<f64, String> {
 
 /// Checks an endpoint string (clap's value parser for ENDPOINT).
 pub fn parse_endpoint(s: &str) -> Result<String, String> {
-    if weft::tls::is_ssl(s) {
+    // `haproxy:` wraps any other endpoint; the inner one is what is checked.
+    let inner = weft::haproxy::inner_endpoint(s).unwrap_or(s);
+    if weft::tls::is_ssl(inner) {
         // The options are checked here; the files are read when the server starts.
-        return weft::tls::parse_ssl_endpoint(s)
+        return weft::tls::parse_ssl_endpoint(inner)
             .map(|_| s.to_string())
             .map_err(|e| e.to_string());
     }
-    s.parse::<weft::endpoints::ServerEndpoint>()
+    inner
+        .parse::<weft::endpoints::ServerEndpoint>()
         .map(|_| s.to_string())
         .map_err(|e| e.to_string())
 }

@@ -74,6 +74,8 @@ framing = "raw"            # raw, line, lineonly, netstring, int8, int16, int32
 # kind = "chat"
 # listen = ["tcp:8123"]
 # inbox_capacity = 4096
+# bus = "redis://127.0.0.1:6379/lobby"   # one room with other weft processes
+# bus_queue = 1024
 
 # [[service]]
 # kind = "logger"
