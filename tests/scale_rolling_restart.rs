@@ -172,16 +172,22 @@ fn a_client_connecting_in_a_loop_through_a_rolling_restart_is_never_refused_or_r
     );
 }
 
-/// The same switch without migration, to see what it costs: run by hand with
-/// `cargo test --release --test scale_rolling_restart -- --ignored --nocapture`.
+/// The same switch without migration: the new process still takes over and
+/// nobody is refused; connections still queued on the old listener when it closes
+/// may be reset (the count is printed; docs/scale-out.md records it).
 #[test]
-#[ignore = "an experiment whose outcome depends on timing; it asserts nothing about failures"]
-fn without_tcp_migrate_req_connections_queued_on_the_old_listener_may_be_reset() {
+fn without_tcp_migrate_req_the_new_process_takes_over_and_nobody_is_refused() {
     let _one = SYSCTL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(_migrate) = Migrate::set("0") else {
-        eprintln!("skipped: cannot write {MIGRATE}");
+        eprintln!("skipped: cannot write {MIGRATE} (needs root in this network namespace)");
         return;
     };
-    let (out, _) = rolling_restart();
+    let (out, accepted_by_new) = rolling_restart();
     eprintln!("rolling restart with tcp_migrate_req=0: {}", out.failures());
+    assert_eq!(out.refused.load(Ordering::Relaxed), 0, "{}", out.failures());
+    assert!(out.other.lock().unwrap().is_empty(), "{}", out.failures());
+    assert!(
+        accepted_by_new >= 2000,
+        "the new process accepted {accepted_by_new}"
+    );
 }
