@@ -1,11 +1,7 @@
 //! A listening service: Twisted's `strports.service(description, factory)`.
 //!
-//! It also reads the `haproxy:` prefix (see [`crate::haproxy`]): those endpoints
-//! are served by the same factory wrapped in a
-//! [`HaproxyServerFactory`](crate::haproxy::HaproxyServerFactory), outside any TLS,
-//! since a balancer sends the PROXY header before the TLS handshake.
-
-use std::sync::Arc;
+//! Its endpoints may carry the `haproxy:` prefix (see [`crate::haproxy`]), as any
+//! endpoint given to [`ServerBuilder::listen`] may.
 
 use super::service::Service;
 use crate::endpoints::ServerEndpoint;
@@ -37,64 +33,11 @@ impl ListeningService {
         ListeningService {
             name: name.to_string(),
             endpoints,
-            install: Some(Box::new(move |b: ServerBuilder| install(b, &descs, build))),
+            install: Some(Box::new(move |b: ServerBuilder| {
+                b.listen_all(&descs, build)
+            })),
         }
     }
-}
-
-/// Adds `descs` to the builder: the plain ones as they are, each `haproxy:` one
-/// with its factory wrapped.
-fn install<F, B>(mut b: ServerBuilder, descs: &[String], build: B) -> ServerBuilder
-where
-    F: Factory,
-    B: Fn(usize) -> F + Send + Sync + 'static,
-{
-    use crate::haproxy::{inner_endpoint, HaproxyServerFactory, HaproxyStats};
-    let build = Arc::new(build);
-    let plain: Vec<&String> = descs
-        .iter()
-        .filter(|d| inner_endpoint(d).is_none())
-        .collect();
-    let proxied: Vec<&str> = descs.iter().filter_map(|d| inner_endpoint(d)).collect();
-    if !plain.is_empty() || proxied.is_empty() {
-        let build = Arc::clone(&build);
-        b = b.listen_all(&plain, move |shard| build(shard));
-    }
-    if proxied.is_empty() {
-        return b;
-    }
-    let stats = Arc::new(HaproxyStats::default());
-    for desc in proxied {
-        if !crate::tls::is_ssl(desc) {
-            let (build, stats) = (Arc::clone(&build), Arc::clone(&stats));
-            b = b.listen(desc, move |shard| {
-                HaproxyServerFactory::with_stats(build(shard), Arc::clone(&stats))
-                    .shard_index(shard)
-            });
-            continue;
-        }
-        // PROXY header first, then TLS: the TLS factory goes inside.
-        let loaded = crate::tls::parse_ssl_endpoint(desc)
-            .ok()
-            .and_then(|(ep, options)| {
-                crate::tls::ServerTls::load(options)
-                    .ok()
-                    .map(|tls| (ep, tls))
-            });
-        let Some((endpoint, tls)) = loaded else {
-            // Let the builder report the bad endpoint or file, in its words.
-            let build = Arc::clone(&build);
-            b = b.listen(desc, move |shard| build(shard));
-            continue;
-        };
-        crate::tls::register(&tls);
-        let (build, stats) = (Arc::clone(&build), Arc::clone(&stats));
-        b = b.listen(&endpoint.to_string(), move |shard| {
-            let tls = crate::tls::TlsServerFactory::new(Arc::clone(&tls), build(shard));
-            HaproxyServerFactory::with_stats(tls, Arc::clone(&stats)).shard_index(shard)
-        });
-    }
-    b
 }
 
 impl Service for ListeningService {

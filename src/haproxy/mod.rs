@@ -11,10 +11,10 @@
 //!
 //! * Endpoints: `haproxy:` before any server endpoint string (`haproxy:tcp:8080`,
 //!   `haproxy:unix:/run/app.sock`, `haproxy:ssl:8443:…`; the header comes before the
-//!   TLS handshake, as HAProxy sends it). A
-//!   [`ListeningService`](crate::application::ListeningService) — and so `weft
-//!   serve` — understands the prefix; with `ServerBuilder` directly, wrap the
-//!   factory in [`HaproxyServerFactory`] and listen on the inner endpoint.
+//!   TLS handshake, as HAProxy sends it), understood by
+//!   [`ServerBuilder::listen`](crate::ServerBuilder::listen), a
+//!   [`ListeningService`](crate::application::ListeningService) and `weft serve`
+//!   (`listen.rs` wraps the factory in a [`HaproxyServerFactory`]).
 //! * Parsing: [`ProxyHeaderDecoder`], sans-IO, v1 and v2.
 //! * Refusals: a missing (junk), malformed or oversized header, or none within
 //!   [`DEFAULT_HEADER_TIMEOUT`]: the connection is reset, the reason logged at
@@ -22,6 +22,7 @@
 
 mod factory;
 mod header;
+pub(crate) mod listen;
 mod protocol;
 mod stats;
 

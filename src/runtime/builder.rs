@@ -130,7 +130,25 @@ impl ServerBuilder {
 
     /// Serves one factory per shard on several endpoints at once (the factory is
     /// shared by the endpoints, as one Twisted factory listening on several ports).
-    pub fn listen_all<F, B, S>(mut self, descs: &[S], build: B) -> Self
+    pub fn listen_all<F, B, S>(self, descs: &[S], build: B) -> Self
+    where
+        F: Factory,
+        B: Fn(usize) -> F + Send + Sync + 'static,
+        S: AsRef<str>,
+    {
+        // `haproxy:` endpoints (weft::haproxy): the factory wrapped, the rest
+        // handed back here without the prefix.
+        if descs
+            .iter()
+            .any(|d| crate::haproxy::inner_endpoint(d.as_ref()).is_some())
+        {
+            return crate::haproxy::listen::listen_all(self, descs, build);
+        }
+        self.listen_plain(descs, build)
+    }
+
+    /// `listen_all` for endpoints without the `haproxy:` prefix.
+    pub(crate) fn listen_plain<F, B, S>(mut self, descs: &[S], build: B) -> Self
     where
         F: Factory,
         B: Fn(usize) -> F + Send + Sync + 'static,
