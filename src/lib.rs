@@ -74,6 +74,7 @@ pub mod address;
 pub mod application;
 pub mod client;
 pub mod clock;
+pub mod datagram;
 mod connection;
 pub mod endpoints;
 pub mod factory;
@@ -92,6 +93,7 @@ pub mod transport;
 
 pub use address::Address;
 pub use clock::{Clock, DelayedCall, DelayedCallError};
+pub use datagram::{DatagramAddress, DatagramProtocol, DatagramTransport};
 pub use connection::Backpressure;
 pub use factory::Factory;
 pub use protocol::Protocol;

@@ -38,6 +38,11 @@ pub struct ShardStats {
     pub(crate) timers_fired: AtomicU64,
     pub(crate) tasks_polled: AtomicU64,
     pub(crate) panics: AtomicU64,
+    pub(crate) datagrams_in: AtomicU64,
+    pub(crate) datagrams_out: AtomicU64,
+    pub(crate) datagrams_truncated: AtomicU64,
+    pub(crate) datagrams_dropped: AtomicU64,
+    pub(crate) datagram_errors: AtomicU64,
 }
 
 macro_rules! getters {
@@ -134,6 +139,17 @@ impl ShardStats {
         tasks_polled,
         /// Returns the panics caught in user code (callbacks, timers, tasks, handlers).
         panics,
+        /// Returns the datagrams received by this shard's datagram ports.
+        datagrams_in,
+        /// Returns the datagrams the kernel took for sending.
+        datagrams_out,
+        /// Returns the datagrams cut to their port's `maxPacketSize`.
+        datagrams_truncated,
+        /// Returns the datagrams a protocol wrote while its port's outbox was full.
+        datagrams_dropped,
+        /// Returns the datagram receives and sends that failed (other than a
+        /// refusal reported to `connection_refused`).
+        datagram_errors,
     }
 }
 

@@ -30,6 +30,10 @@ pub(crate) const BUF_COUNT: usize = 512;
 pub(crate) const BGID: u16 = 0;
 
 pub(crate) struct BufPool {
+    /// Its buffer group id, its number of buffers (a power of two) and their size.
+    bgid: u16,
+    count: usize,
+    size: usize,
     ring: *mut BufRingEntry,
     ring_layout: Layout,
     data: *mut u8,
@@ -41,13 +45,28 @@ pub(crate) struct BufPool {
 }
 
 impl BufPool {
-    /// Allocates the buffers, registers the ring with `ring` and hands every buffer
-    /// to the kernel.
+    /// Allocates the connections' pool (group `BGID`), registers it with `ring` and
+    /// hands every buffer to the kernel.
     pub(crate) fn new(ring: &IoUring) -> io::Result<BufPool> {
+        BufPool::with_shape(ring, BGID, BUF_COUNT, BUF_SIZE)
+    }
+
+    /// Allocates a pool of `count` (a power of two, at most 32768) buffers of `size`
+    /// bytes as buffer group `bgid`, registers it with `ring` and hands every buffer
+    /// to the kernel. Datagram ports each have one, sized for their datagrams.
+    pub(crate) fn with_shape(
+        ring: &IoUring,
+        bgid: u16,
+        count: usize,
+        size: usize,
+    ) -> io::Result<BufPool> {
+        if !count.is_power_of_two() || count > 1 << 15 || size == 0 {
+            return Err(io::Error::other("bad buffer pool shape"));
+        }
         let ring_layout =
-            Layout::from_size_align(BUF_COUNT * std::mem::size_of::<BufRingEntry>(), 4096)
+            Layout::from_size_align(count * std::mem::size_of::<BufRingEntry>(), 4096)
                 .map_err(|_| io::Error::other("bad buffer-ring layout"))?;
-        let data_layout = Layout::from_size_align(BUF_COUNT * BUF_SIZE, 4096)
+        let data_layout = Layout::from_size_align(count * size, 4096)
             .map_err(|_| io::Error::other("bad buffer layout"))?;
         // SAFETY: both layouts have a non-zero size.
         let (ring_mem, data) = unsafe { (alloc_zeroed(ring_layout), alloc_zeroed(data_layout)) };
@@ -64,6 +83,9 @@ impl BufPool {
             return Err(io::Error::from(io::ErrorKind::OutOfMemory));
         }
         let mut pool = BufPool {
+            bgid,
+            count,
+            size,
             ring: ring_mem.cast(),
             ring_layout,
             data,
@@ -72,17 +94,17 @@ impl BufPool {
             free: 0,
         };
         // SAFETY: `pool.ring` is page-aligned, zeroed (a valid empty ring: tail 0) and
-        // BUF_COUNT entries long; it stays allocated until `pool` is dropped, which
+        // `count` entries long; it stays allocated until `pool` is dropped, which
         // the owner does only after the ring is gone or idle (see the module doc).
         unsafe {
             ring.submitter().register_buf_ring_with_flags(
                 pool.ring as u64,
-                BUF_COUNT as u16,
-                BGID,
+                count as u16,
+                bgid,
                 0,
             )?;
         }
-        for bid in 0..BUF_COUNT as u16 {
+        for bid in 0..count as u16 {
             pool.push(bid);
         }
         pool.publish();
@@ -91,14 +113,14 @@ impl BufPool {
 
     /// Writes buffer `bid` into the entry at the local tail (not yet visible).
     fn push(&mut self, bid: u16) {
-        let idx = (self.tail as usize) & (BUF_COUNT - 1);
-        // SAFETY: `idx < BUF_COUNT`, so the entry is inside the ring allocation. The
+        let idx = (self.tail as usize) & (self.count - 1);
+        // SAFETY: `idx < count`, so the entry is inside the ring allocation. The
         // kernel reads only entries between its head and the published tail; at most
-        // BUF_COUNT buffers exist and `bid` is not on the ring (its owner just gave it
+        // `count` buffers exist and `bid` is not on the ring (its owner just gave it
         // back), so this slot is not one the kernel may be reading.
         let entry = unsafe { &mut *self.ring.add(idx) };
         entry.set_addr(self.buf_ptr(bid) as u64);
-        entry.set_len(BUF_SIZE as u32);
+        entry.set_len(self.size as u32);
         entry.set_bid(bid);
         self.tail = self.tail.wrapping_add(1);
         self.free += 1;
@@ -127,14 +149,24 @@ impl BufPool {
     }
 
     fn buf_ptr(&self, bid: u16) -> *mut u8 {
-        debug_assert!((bid as usize) < BUF_COUNT);
-        // SAFETY: `bid < BUF_COUNT`, so the offset stays inside the data allocation.
-        unsafe { self.data.add(bid as usize * BUF_SIZE) }
+        debug_assert!((bid as usize) < self.count);
+        // SAFETY: `bid < count`, so the offset stays inside the data allocation.
+        unsafe { self.data.add(bid as usize * self.size) }
+    }
+
+    /// Returns the buffer group id receives from this pool name.
+    pub(crate) fn bgid(&self) -> u16 {
+        self.bgid
+    }
+
+    /// Returns the size of each buffer.
+    pub(crate) fn buffer_size(&self) -> usize {
+        self.size
     }
 
     /// The first `len` bytes the kernel received into buffer `bid`, from `off`.
     pub(crate) fn bytes(&self, bid: u16, off: usize, len: usize) -> &[u8] {
-        assert!((bid as usize) < BUF_COUNT && off <= len && len <= BUF_SIZE);
+        assert!((bid as usize) < self.count && off <= len && len <= self.size);
         // SAFETY: in bounds (asserted); the buffer is held by a receive queue, so the
         // kernel no longer writes into it until it is given back, and the slice's
         // lifetime is tied to `&self`, which `give_back` (needing `&mut self`) ends.
