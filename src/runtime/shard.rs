@@ -165,6 +165,7 @@ pub(crate) fn run(mut init: ShardInit) -> Result<ShardSummary, String> {
         accepted: shard.stats.accepted(),
         bytes_in: shard.stats.bytes_in(),
         bytes_out: shard.stats.bytes_out(),
+        datagrams_in: shard.stats.datagrams_in(),
     };
     let r = shard.ring.borrow().counters;
     tracing::debug!(

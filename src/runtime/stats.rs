@@ -164,6 +164,8 @@ pub struct ShardSummary {
     pub bytes_in: u64,
     /// Bytes sent to peers.
     pub bytes_out: u64,
+    /// Datagrams received by its datagram ports.
+    pub datagrams_in: u64,
 }
 
 impl fmt::Display for ShardSummary {
@@ -172,6 +174,10 @@ impl fmt::Display for ShardSummary {
             f,
             "shard {}: {} connections accepted, {} bytes in, {} bytes out",
             self.shard, self.accepted, self.bytes_in, self.bytes_out
-        )
+        )?;
+        if self.datagrams_in > 0 {
+            write!(f, ", {} datagrams in", self.datagrams_in)?;
+        }
+        Ok(())
     }
 }
