@@ -263,3 +263,40 @@ fn udp_stream_and_datagram_endpoints_are_not_mixed_up() {
         .expect("a udp endpoint for a factory is refused");
     assert!(err.to_string().contains("listen_datagram"), "{err}");
 }
+
+/// Answers `burst` with ten 100-byte datagrams and one of 50, all to the sender.
+struct Burst;
+
+impl DatagramProtocol for Burst {
+    fn datagram_received(&mut self, data: &[u8], addr: &DatagramAddress, t: &mut DatagramTransport) {
+        if data == b"burst" {
+            for i in 0..10u8 {
+                t.write(&[i; 100], addr).unwrap();
+            }
+            t.write(&[10; 50], addr).unwrap();
+        }
+    }
+}
+
+#[test]
+fn udp_same_size_writes_to_one_peer_go_as_one_gso_send_and_arrive_as_datagrams() {
+    let (server, addr) = serve("udp:0:interface=127.0.0.1", |_| Burst);
+    let c = client();
+    c.send_to(b"burst", addr).unwrap();
+    let mut buf = [0u8; 2000];
+    for i in 0..11u8 {
+        let (n, from) = c.recv_from(&mut buf).expect("every datagram of the burst");
+        assert_eq!(from, addr);
+        let want = if i < 10 { 100 } else { 50 };
+        assert_eq!(n, want, "datagram {i} keeps its own length");
+        assert!(buf[..n].iter().all(|b| *b == i), "datagram {i} keeps its bytes");
+    }
+    // The shard counts before it is done with the completion the reply came from.
+    let deadline = Instant::now() + IO_TIMEOUT;
+    while total(&server, |s| s.datagrams_out()) < 11 && Instant::now() < deadline {
+        std::thread::yield_now();
+    }
+    assert_eq!(total(&server, |s| s.datagrams_gso()), 11, "one GSO send");
+    assert_eq!(total(&server, |s| s.datagrams_out()), 11);
+    server.shutdown().unwrap();
+}

@@ -51,6 +51,67 @@ const RECVMSG_OUT: usize = 16;
 /// Room for the sender's address (`sizeof(struct sockaddr_storage)`).
 const NAME_ROOM: usize = 128;
 
+/// `UDP_SEGMENT` (linux/udp.h): the segment size of a GSO send, at level SOL_UDP.
+const UDP_SEGMENT: libc::c_int = 103;
+/// The most datagrams one GSO send carries (the kernel's UDP_MAX_SEGMENTS).
+const MAX_SEGMENTS: usize = 64;
+/// The most bytes one GSO send carries (an IP packet's payload, with room for the
+/// UDP and IPv6 headers).
+const MAX_GSO_BYTES: usize = 65_000;
+
+/// One send of a batch: `count` datagrams from item `first`, each `segment` bytes
+/// (the last may be shorter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Group {
+    first: usize,
+    count: usize,
+    segment: usize,
+}
+
+/// Splits a batch into sends: a run of datagrams to one address, all of one size
+/// (the last may be shorter), becomes one GSO send when `gso` allows.
+fn group_sends(batch: &Outbox, gso: bool, out: &mut Vec<Group>) {
+    let items = batch.items();
+    let mut k = 0;
+    while k < items.len() {
+        let head = &items[k];
+        let mut count = 1;
+        let mut total = head.len;
+        if gso && head.len > 0 {
+            while k + count < items.len() && count < MAX_SEGMENTS {
+                let next = &items[k + count];
+                if next.to != head.to
+                    || next.len > head.len
+                    || next.len == 0
+                    || total + next.len > MAX_GSO_BYTES
+                {
+                    break;
+                }
+                count += 1;
+                total += next.len;
+                if next.len < head.len {
+                    break; // a shorter datagram ends the run
+                }
+            }
+        }
+        out.push(Group {
+            first: k,
+            count,
+            segment: head.len,
+        });
+        k += count;
+    }
+}
+
+/// A send's `user_data` index: the port in the low 16 bits, the send above.
+fn send_tag(port: usize, send: usize) -> usize {
+    port | (send << 16)
+}
+
+fn split_send_tag(tag: usize) -> (usize, usize) {
+    (tag & 0xffff, tag >> 16)
+}
+
 /// Whether the port's multishot receive is on the ring.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Recv {
@@ -72,9 +133,15 @@ pub(crate) struct Port {
     transport: DatagramTransport,
     /// The batch being sent: untouched until `sends` is back to zero.
     flying: Outbox,
+    /// The batch's sends: each a run of datagrams (one, or several for GSO).
+    groups: Vec<Group>,
     msgs: Vec<libc::msghdr>,
     iovs: Vec<libc::iovec>,
+    /// Room for each send's UDP_SEGMENT control message (8-aligned).
+    ctrl: Vec<[u64; 4]>,
     sends: usize,
+    /// Whether runs of same-size datagrams to one peer go as one GSO send.
+    gso: bool,
     stopped: bool,
     truncation_logged: bool,
     error_logged: bool,
@@ -153,6 +220,7 @@ impl Shard {
         let host = sock
             .local_addr()
             .map_err(|e| format!("datagram port: {e}"))?;
+        let unix = host.is_unix();
         let (count, size) = pool_shape(max_packet_size);
         let index = self
             .ring
@@ -182,9 +250,12 @@ impl Shard {
                 protocol,
                 transport,
                 flying: Outbox::default(),
+                groups: Vec::new(),
                 msgs: Vec::new(),
                 iovs: Vec::new(),
+                ctrl: Vec::new(),
                 sends: 0,
+                gso: !unix,
                 stopped: false,
                 truncation_logged: false,
                 error_logged: false,
@@ -349,19 +420,35 @@ impl Shard {
         }
     }
 
-    /// A completion of one of port `i`'s sends.
-    pub(crate) fn on_datagram_sent(&self, i: usize, result: i32) {
-        {
+    /// A completion of one of a port's sends; `tag` names the port and the send.
+    pub(crate) fn on_datagram_sent(&self, tag: usize, result: i32) {
+        let (i, k) = split_send_tag(tag);
+        let segments = {
             let mut ports = self.datagrams.borrow_mut();
             let p = &mut ports[i];
+            let segments = p.groups.get(k).map_or(1, |g| g.count);
             p.sends -= 1;
             if p.sends == 0 {
                 p.flying.clear();
             }
-        }
+            if result < 0 && segments > 1 && matches!(-result, libc::EIO | libc::EINVAL) {
+                // This path cannot segment (no checksum offload): send one by one.
+                p.gso = false;
+                tracing::warn!(
+                    shard = self.index,
+                    port = %p.transport.host(),
+                    "UDP GSO refused ({}); this port sends datagrams one by one from now on",
+                    io::Error::from_raw_os_error(-result)
+                );
+            }
+            segments
+        };
         if result >= 0 {
-            ShardStats::add(&self.stats.datagrams_out, 1);
+            ShardStats::add(&self.stats.datagrams_out, segments as u64);
             ShardStats::add(&self.stats.bytes_out, result as u64);
+            if segments > 1 {
+                ShardStats::add(&self.stats.datagrams_gso, segments as u64);
+            }
         } else {
             self.datagram_failed(i, -result);
         }
@@ -380,37 +467,61 @@ impl Shard {
                 continue;
             }
             std::mem::swap(&mut p.transport.outbox, &mut p.flying);
+            p.groups.clear();
             p.iovs.clear();
+            p.ctrl.clear();
             p.msgs.clear();
-            for q in p.flying.items() {
-                let bytes = p.flying.bytes(q);
+            group_sends(&p.flying, p.gso, &mut p.groups);
+            for g in &p.groups {
+                let first = &p.flying.items()[g.first];
+                let last = &p.flying.items()[g.first + g.count - 1];
+                // The group's datagrams lie back to back in the outbox's bytes.
+                let base = p.flying.bytes(first).as_ptr();
                 p.iovs.push(libc::iovec {
-                    iov_base: bytes.as_ptr() as *mut libc::c_void,
-                    iov_len: bytes.len(),
+                    iov_base: base as *mut libc::c_void,
+                    iov_len: last.start + last.len - first.start,
                 });
+                p.ctrl.push([0u64; 4]);
             }
-            // `iovs` is complete: it does not move again until the batch is done.
-            for (k, q) in p.flying.items().iter().enumerate() {
+            // `iovs` and `ctrl` are complete: they do not move again until the
+            // batch is done, so the msghdrs may point into them.
+            for (k, g) in p.groups.iter().enumerate() {
                 // SAFETY: an all-zero msghdr is valid (null pointers, zero lengths).
                 let mut m: libc::msghdr = unsafe { std::mem::zeroed() };
-                if let Some(to) = &q.to {
+                if let Some(to) = &p.flying.items()[g.first].to {
                     m.msg_name = to.as_ptr() as *mut libc::c_void;
                     m.msg_namelen = to.len();
                 }
                 m.msg_iov = &mut p.iovs[k];
                 m.msg_iovlen = 1;
+                if g.count > 1 {
+                    let ctrl = &mut p.ctrl[k];
+                    m.msg_control = ctrl.as_mut_ptr().cast();
+                    // SAFETY: CMSG_SPACE only computes a size.
+                    m.msg_controllen = unsafe { libc::CMSG_SPACE(2) } as usize;
+                    // SAFETY: `ctrl` is 32 bytes, 8-aligned, at least CMSG_SPACE(2)
+                    // (24 on Linux), so CMSG_FIRSTHDR returns a pointer into it with
+                    // room for the header and its 2 data bytes.
+                    unsafe {
+                        let c = libc::CMSG_FIRSTHDR(&m);
+                        (*c).cmsg_level = libc::SOL_UDP;
+                        (*c).cmsg_type = UDP_SEGMENT;
+                        (*c).cmsg_len = libc::CMSG_LEN(2) as usize;
+                        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), g.segment as u16);
+                    }
+                }
                 p.msgs.push(m);
             }
             let fd = p.socket.as_raw_fd();
-            for m in &p.msgs {
+            for (k, m) in p.msgs.iter().enumerate() {
                 let sqe = opcode::SendMsg::new(Fd(fd), m)
                     .build()
-                    .user_data(Op::DgramSend(p.index).encode());
-                // SAFETY: the msghdr, the iovec and the address it points to, and the
-                // bytes they name all live in `p.msgs`, `p.iovs` and `p.flying`, which
-                // are not touched until this batch's last send completes (`sends`
-                // counts them; `flush_datagrams` skips a port with sends in flight),
-                // and the port outlives the ring (see `arm_datagram_recv`).
+                    .user_data(Op::DgramSend(send_tag(p.index, k)).encode());
+                // SAFETY: the msghdr, its iovec, control and address, and the bytes
+                // they name all live in `p.msgs`, `p.iovs`, `p.ctrl` and `p.flying`,
+                // which are not touched until this batch's last send completes
+                // (`sends` counts them; `flush_datagrams` skips a port with sends in
+                // flight), and the port outlives the ring (see `arm_datagram_recv`).
                 unsafe { ring.push(&sqe) };
                 p.sends += 1;
             }
@@ -517,6 +628,58 @@ mod tests {
     #[test]
     fn a_buffer_shorter_than_its_header_is_refused() {
         assert!(parse_received(&[0u8; 20], &hdr()).is_none());
+    }
+
+    fn batch(items: &[(&[u8], Option<&str>)]) -> Outbox {
+        let mut o = Outbox::default();
+        for (data, to) in items {
+            let to = to.map(|a| SockAddr::from(a.parse::<std::net::SocketAddr>().unwrap()));
+            assert!(o.push(data, to));
+        }
+        o
+    }
+
+    fn groups(o: &Outbox, gso: bool) -> Vec<(usize, usize, usize)> {
+        let mut g = Vec::new();
+        group_sends(o, gso, &mut g);
+        g.iter().map(|g| (g.first, g.count, g.segment)).collect()
+    }
+
+    #[test]
+    fn runs_of_one_size_to_one_peer_become_one_gso_send() {
+        let a = Some("127.0.0.1:1");
+        let b = Some("127.0.0.1:2");
+        let o = batch(&[
+            (&[1; 100], a),
+            (&[2; 100], a),
+            (&[3; 40], a), // shorter: ends the run
+            (&[4; 100], a),
+            (&[5; 100], b), // another peer
+            (&[6; 100], b),
+            (&[], b), // empty datagrams go alone
+        ]);
+        assert_eq!(
+            groups(&o, true),
+            vec![(0, 3, 100), (3, 1, 100), (4, 2, 100), (6, 1, 0)]
+        );
+        assert_eq!(groups(&o, false).len(), 7);
+    }
+
+    #[test]
+    fn a_gso_send_stops_at_64_segments_and_64_kib() {
+        let items: Vec<(&[u8], Option<&str>)> = vec![(&[0u8; 10][..], None); 100];
+        let o = batch(&items);
+        assert_eq!(groups(&o, true), vec![(0, 64, 10), (64, 36, 10)]);
+        let big = vec![0u8; 30_000];
+        let items: Vec<(&[u8], Option<&str>)> = vec![(&big[..], None); 3];
+        let o = batch(&items);
+        assert_eq!(groups(&o, true), vec![(0, 2, 30_000), (2, 1, 30_000)]);
+    }
+
+    #[test]
+    fn send_tags_round_trip() {
+        assert_eq!(split_send_tag(send_tag(3, 1000)), (3, 1000));
+        assert_eq!(split_send_tag(send_tag(0, 0)), (0, 0));
     }
 
     #[test]

@@ -43,6 +43,7 @@ pub struct ShardStats {
     pub(crate) datagrams_truncated: AtomicU64,
     pub(crate) datagrams_dropped: AtomicU64,
     pub(crate) datagram_errors: AtomicU64,
+    pub(crate) datagrams_gso: AtomicU64,
 }
 
 macro_rules! getters {
@@ -150,6 +151,9 @@ impl ShardStats {
         /// Returns the datagram receives and sends that failed (other than a
         /// refusal reported to `connection_refused`).
         datagram_errors,
+        /// Returns the datagrams sent as segments of a GSO send (counted in
+        /// `datagrams_out` too).
+        datagrams_gso,
     }
 }
 
