@@ -261,3 +261,18 @@ print("ok")
     assert!(!server.exists(), "the socket file is removed at stop");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_second_weft_on_the_same_udp_port_is_refused() {
+    let p = WeftProcess::start(&["serve", "echo", UDP, "--cores", "2"]);
+    let taken = format!("udp:{}:interface=127.0.0.1", p.udp_addr().port());
+    let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["serve", "discard", &taken])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("another process"), "{err}");
+    // The first one still answers.
+    assert_eq!(nc_udp(p.udp_addr(), b"still mine\n"), b"still mine\n");
+}

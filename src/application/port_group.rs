@@ -131,7 +131,10 @@ fn probe(addr: SocketAddr, kind: Type) -> io::Result<()> {
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
     }
-    s.set_reuse_address(true)?;
+    if kind == Type::STREAM {
+        // No SO_REUSEADDR for UDP: there it would let the probe share the port.
+        s.set_reuse_address(true)?;
+    }
     s.bind(&addr.into())
 }
 
@@ -170,8 +173,12 @@ mod tests {
 
     #[test]
     fn a_udp_port_someone_uses_is_refused_and_udp_does_not_clash_with_tcp() {
-        let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = u.local_addr().unwrap().port();
+        // Bound as weft binds its own UDP sockets: SO_REUSEPORT.
+        let u = Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
+        u.set_reuse_port(true).unwrap();
+        u.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+            .unwrap();
+        let port = u.local_addr().unwrap().as_socket().unwrap().port();
         let e = eps(&[&format!("udp:{port}:interface=127.0.0.1")]);
         assert!(matches!(
             check_endpoints(&e, false),

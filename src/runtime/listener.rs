@@ -194,7 +194,8 @@ fn udp_socket(addr: std::net::SocketAddr) -> io::Result<Socket> {
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
     }
-    s.set_reuse_address(true)?;
+    // SO_REUSEPORT only: for UDP, SO_REUSEADDR would let any other socket with it
+    // share the port outside the group (and the port-group probe could not see it).
     s.set_reuse_port(true)?;
     s.bind(&SockAddr::from(addr))?;
     Ok(s)
