@@ -425,13 +425,13 @@ fn parse_datagram(
         None => crate::datagram::DEFAULT_MAX_PACKET_SIZE,
     };
     if kind == "unixgram" {
-        let path = f
-            .get("address")
-            .filter(|p| !p.is_empty())
-            .ok_or(EndpointError::MissingField {
-                kind,
-                field: "address",
-            })?;
+        let path =
+            f.get("address")
+                .filter(|p| !p.is_empty())
+                .ok_or(EndpointError::MissingField {
+                    kind,
+                    field: "address",
+                })?;
         return Ok(ServerEndpoint::Unixgram {
             path: PathBuf::from(path),
             max_packet_size,

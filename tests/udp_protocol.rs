@@ -18,7 +18,12 @@ use weft::{Server, ServerHandle, ShardStats};
 struct Echo;
 
 impl DatagramProtocol for Echo {
-    fn datagram_received(&mut self, data: &[u8], addr: &DatagramAddress, t: &mut DatagramTransport) {
+    fn datagram_received(
+        &mut self,
+        data: &[u8],
+        addr: &DatagramAddress,
+        t: &mut DatagramTransport,
+    ) {
         if data == b"panic" {
             t.write(b"written before the panic", addr).unwrap();
             panic!("datagram boom");
@@ -158,7 +163,11 @@ impl DatagramProtocol for Connected {
 #[test]
 fn udp_connected_mode_reports_a_closed_peer_port_as_connection_refused() {
     // A port nothing listens on: bound, learned, closed.
-    let closed = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let closed = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let (tx, rx) = mpsc::channel();
     let tx = Arc::new(std::sync::Mutex::new(tx));
     require_io_uring();
@@ -175,13 +184,18 @@ fn udp_connected_mode_reports_a_closed_peer_port_as_connection_refused() {
     let deadline = Instant::now() + IO_TIMEOUT;
     while !seen.iter().any(|e| e == "refused") {
         let left = deadline.saturating_duration_since(Instant::now());
-        seen.push(rx.recv_timeout(left).unwrap_or_else(|_| {
-            panic!("no connection_refused; events so far: {seen:?}")
-        }));
+        seen.push(
+            rx.recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no connection_refused; events so far: {seen:?}")),
+        );
     }
-    assert!(seen.contains(&"second connect: Err(AlreadyConnected)".to_string()), "{seen:?}");
     assert!(
-        seen.iter().any(|e| e.starts_with("write to a name: Err(InvalidAddress")),
+        seen.contains(&"second connect: Err(AlreadyConnected)".to_string()),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|e| e.starts_with("write to a name: Err(InvalidAddress")),
         "{seen:?}"
     );
     server.shutdown().unwrap();
@@ -231,7 +245,9 @@ fn udp_multicast_on_loopback_reaches_every_member_of_the_group() {
         .unwrap();
     let port = server.udp_addr().unwrap().port();
     let sender = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
-    sender.set_multicast_if_v4(&"127.0.0.1".parse().unwrap()).unwrap();
+    sender
+        .set_multicast_if_v4(&"127.0.0.1".parse().unwrap())
+        .unwrap();
     sender.set_multicast_loop_v4(true).unwrap();
     let to: SocketAddr = format!("{GROUP}:{port}").parse().unwrap();
     sender.send_to(b"to the group", &to.into()).unwrap();
@@ -257,7 +273,9 @@ fn udp_stream_and_datagram_endpoints_are_not_mixed_up() {
         .expect("a tcp endpoint for a datagram protocol is refused");
     assert!(err.to_string().contains("datagram endpoint"), "{err}");
     let err = Server::builder()
-        .listen("udp:0", |_| weft::services::wire::SimpleFactory::new(|| weft::services::wire::Echo))
+        .listen("udp:0", |_| {
+            weft::services::wire::SimpleFactory::new(|| weft::services::wire::Echo)
+        })
         .start()
         .err()
         .expect("a udp endpoint for a factory is refused");
@@ -268,7 +286,12 @@ fn udp_stream_and_datagram_endpoints_are_not_mixed_up() {
 struct Burst;
 
 impl DatagramProtocol for Burst {
-    fn datagram_received(&mut self, data: &[u8], addr: &DatagramAddress, t: &mut DatagramTransport) {
+    fn datagram_received(
+        &mut self,
+        data: &[u8],
+        addr: &DatagramAddress,
+        t: &mut DatagramTransport,
+    ) {
         if data == b"burst" {
             for i in 0..10u8 {
                 t.write(&[i; 100], addr).unwrap();
@@ -289,7 +312,10 @@ fn udp_same_size_writes_to_one_peer_go_as_one_gso_send_and_arrive_as_datagrams()
         assert_eq!(from, addr);
         let want = if i < 10 { 100 } else { 50 };
         assert_eq!(n, want, "datagram {i} keeps its own length");
-        assert!(buf[..n].iter().all(|b| *b == i), "datagram {i} keeps its bytes");
+        assert!(
+            buf[..n].iter().all(|b| *b == i),
+            "datagram {i} keeps its bytes"
+        );
     }
     // The shard counts before it is done with the completion the reply came from.
     let deadline = Instant::now() + IO_TIMEOUT;

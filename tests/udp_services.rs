@@ -88,7 +88,11 @@ print("ok")
 #[test]
 fn udp_echo_serves_python_flows_on_both_shards() {
     let p = WeftProcess::start(&["serve", "echo", UDP, "--cores", "2"]);
-    assert!(p.log[0].starts_with("listening on udp:127.0.0.1:"), "{:?}", p.log);
+    assert!(
+        p.log[0].starts_with("listening on udp:127.0.0.1:"),
+        "{:?}",
+        p.log
+    );
     assert!(p.log[0].ends_with("(2 shards)"), "{:?}", p.log);
     let port = p.udp_addr().port().to_string();
     assert_eq!(python(FLOWS, &[&port]), b"ok\n");
@@ -97,7 +101,10 @@ fn udp_echo_serves_python_flows_on_both_shards() {
     let per_shard = datagrams_per_shard(&log);
     assert_eq!(per_shard.len(), 2, "{log:?}");
     assert_eq!(per_shard.iter().sum::<u64>(), 192, "{log:?}");
-    assert!(per_shard.iter().all(|n| *n > 0), "both shards serve: {log:?}");
+    assert!(
+        per_shard.iter().all(|n| *n > 0),
+        "both shards serve: {log:?}"
+    );
 }
 
 #[test]
@@ -106,7 +113,10 @@ fn udp_echo_answers_nc_and_socat_and_empty_datagrams() {
     let addr = p.udp_addr();
     assert_eq!(nc_udp(addr, b"hello over udp\n"), b"hello over udp\n");
     let target = format!("UDP:{addr}");
-    assert_eq!(socat(&target, b"\x00\xff garbage \x01"), b"\x00\xff garbage \x01");
+    assert_eq!(
+        socat(&target, b"\x00\xff garbage \x01"),
+        b"\x00\xff garbage \x01"
+    );
     let empty = python(
         r#"
 import socket, sys
@@ -211,11 +221,17 @@ fn udp_chargen_answers_nc_with_rotating_lines_within_512_bytes() {
     let p = WeftProcess::start(&["serve", "chargen", UDP, "--cores", "2"]);
     let reply = nc_udp(p.udp_addr(), b"x");
     assert!(!reply.is_empty() && reply.len() <= 512, "{}", reply.len());
-    let lines: Vec<&[u8]> = reply.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&[u8]> = reply
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
     assert!(lines.len() >= 2);
     for w in lines.windows(2) {
         assert_eq!(w[0].len(), 73, "72 characters and CR");
-        assert_eq!(w[0][1], w[1][0], "each line starts one character further on");
+        assert_eq!(
+            w[0][1], w[1][0],
+            "each line starts one character further on"
+        );
     }
 }
 
@@ -240,19 +256,12 @@ for msg in (b"over a unix datagram socket", b"", bytes(range(256))):
     assert addr == sys.argv[1], addr
 print("ok")
 "#,
-        &[
-            &server.display().to_string(),
-            &client.display().to_string(),
-        ],
+        &[&server.display().to_string(), &client.display().to_string()],
     );
     assert_eq!(got, b"ok\n");
     let bound = dir.join("socat.sock");
     let reply = socat(
-        &format!(
-            "UNIX-SENDTO:{},bind={}",
-            server.display(),
-            bound.display()
-        ),
+        &format!("UNIX-SENDTO:{},bind={}", server.display(), bound.display()),
         b"from socat",
     );
     assert_eq!(reply, b"from socat");

@@ -120,7 +120,10 @@ mod tests {
         );
         for bad in ["localhost", "example.org", "", "1.2.3", "127.0.0.1:5"] {
             assert!(
-                matches!(DatagramAddress::parse(bad, 1), Err(DatagramError::InvalidAddress(_))),
+                matches!(
+                    DatagramAddress::parse(bad, 1),
+                    Err(DatagramError::InvalidAddress(_))
+                ),
                 "{bad}"
             );
         }

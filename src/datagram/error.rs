@@ -38,7 +38,10 @@ impl fmt::Display for DatagramError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DatagramError::InvalidAddress(h) => {
-                write!(f, "{h:?} is not an IP address (datagram ports do not resolve names)")
+                write!(
+                    f,
+                    "{h:?} is not an IP address (datagram ports do not resolve names)"
+                )
             }
             DatagramError::AlreadyConnected => f.write_str("already connected"),
             DatagramError::NotConnected => {
@@ -48,12 +51,13 @@ impl fmt::Display for DatagramError {
                 f.write_str("a connected port writes only to its connected peer")
             }
             DatagramError::MessageTooLong { len, max } => {
-                write!(f, "a datagram of {len} bytes is longer than the {max} allowed")
+                write!(
+                    f,
+                    "a datagram of {len} bytes is longer than the {max} allowed"
+                )
             }
             DatagramError::OutboxFull => f.write_str("the port's outbox is full"),
-            DatagramError::WrongFamily => {
-                f.write_str("the address family does not fit this port")
-            }
+            DatagramError::WrongFamily => f.write_str("the address family does not fit this port"),
             DatagramError::Io(e) => write!(f, "{e}"),
         }
     }

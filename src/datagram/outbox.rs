@@ -76,7 +76,15 @@ mod tests {
         let mut o = Outbox::default();
         assert!(o.push(b"one", None));
         assert!(o.push(b"", None));
-        assert!(o.push(b"three", Some("127.0.0.1:9".parse::<std::net::SocketAddr>().unwrap().into())));
+        assert!(o.push(
+            b"three",
+            Some(
+                "127.0.0.1:9"
+                    .parse::<std::net::SocketAddr>()
+                    .unwrap()
+                    .into()
+            )
+        ));
         let got: Vec<&[u8]> = o.items().iter().map(|q| o.bytes(q)).collect();
         assert_eq!(got, vec![&b"one"[..], b"", b"three"]);
         assert!(o.items()[2].to.is_some());

@@ -97,11 +97,7 @@ impl DatagramTransport {
         self.queue(data, None)
     }
 
-    fn queue(
-        &mut self,
-        data: &[u8],
-        to: Option<socket2::SockAddr>,
-    ) -> Result<(), DatagramError> {
+    fn queue(&mut self, data: &[u8], to: Option<socket2::SockAddr>) -> Result<(), DatagramError> {
         let max = self.max_send();
         if data.len() > max {
             return Err(DatagramError::MessageTooLong {
@@ -241,7 +237,12 @@ impl DatagramTransport {
         self.membership(group, interface, false)
     }
 
-    fn membership(&mut self, group: &str, interface: &str, join: bool) -> Result<(), DatagramError> {
+    fn membership(
+        &mut self,
+        group: &str,
+        interface: &str,
+        join: bool,
+    ) -> Result<(), DatagramError> {
         let g: IpAddr = group
             .parse()
             .map_err(|_| DatagramError::InvalidAddress(group.to_string()))?;
@@ -317,7 +318,10 @@ mod tests {
     #[test]
     fn a_second_connect_is_an_error() {
         let mut t = transport();
-        assert!(matches!(t.write_connected(b"x"), Err(DatagramError::NotConnected)));
+        assert!(matches!(
+            t.write_connected(b"x"),
+            Err(DatagramError::NotConnected)
+        ));
         t.connect("127.0.0.1", 9).unwrap();
         assert!(matches!(
             t.connect("127.0.0.1", 10),

@@ -196,10 +196,11 @@ impl ServerBuilder {
             }
             match d.as_ref().parse::<ServerEndpoint>() {
                 Ok(e) if e.is_datagram() => {
-                    self.error.get_or_insert(ServerError::Endpoint(EndpointError::WrongKind {
-                        endpoint: d.as_ref().to_string(),
-                        expected: "a stream endpoint (a datagram one needs listen_datagram)",
-                    }));
+                    self.error
+                        .get_or_insert(ServerError::Endpoint(EndpointError::WrongKind {
+                            endpoint: d.as_ref().to_string(),
+                            expected: "a stream endpoint (a datagram one needs listen_datagram)",
+                        }));
                     return self;
                 }
                 Ok(e) => endpoints.push(e),
@@ -252,10 +253,11 @@ impl ServerBuilder {
             match d.as_ref().parse::<ServerEndpoint>() {
                 Ok(e) if e.is_datagram() => endpoints.push(e),
                 Ok(_) => {
-                    self.error.get_or_insert(ServerError::Endpoint(EndpointError::WrongKind {
-                        endpoint: d.as_ref().to_string(),
-                        expected: "a datagram endpoint (udp:, udp6: or unixgram:)",
-                    }));
+                    self.error
+                        .get_or_insert(ServerError::Endpoint(EndpointError::WrongKind {
+                            endpoint: d.as_ref().to_string(),
+                            expected: "a datagram endpoint (udp:, udp6: or unixgram:)",
+                        }));
                     return self;
                 }
                 Err(e) => {

@@ -309,10 +309,7 @@ impl Shard {
     pub(crate) fn on_datagram(self: &Rc<Self>, i: usize, c: Completion) {
         if c.result >= 0 {
             if let Some(bid) = c.buffer() {
-                let (ptr, len) = self
-                    .ring
-                    .borrow()
-                    .datagram_bytes(i, bid, c.result as usize);
+                let (ptr, len) = self.ring.borrow().datagram_bytes(i, bid, c.result as usize);
                 // SAFETY: the buffer is held by this completion: the kernel does not
                 // write into it until `datagram_give_back` below, and the ring (which
                 // owns the pool) outlives this call, since `self` holds the shard.
@@ -355,7 +352,8 @@ impl Shard {
                 );
             }
         }
-        let from = DatagramAddress::from_raw(got.from.unwrap_or_else(|| p.transport.host().raw().clone()));
+        let from =
+            DatagramAddress::from_raw(got.from.unwrap_or_else(|| p.transport.host().raw().clone()));
         let Port {
             protocol,
             transport,
@@ -507,7 +505,10 @@ impl Shard {
                         (*c).cmsg_level = libc::SOL_UDP;
                         (*c).cmsg_type = UDP_SEGMENT;
                         (*c).cmsg_len = libc::CMSG_LEN(2) as usize;
-                        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), g.segment as u16);
+                        std::ptr::write_unaligned(
+                            libc::CMSG_DATA(c).cast::<u16>(),
+                            g.segment as u16,
+                        );
                     }
                 }
                 p.msgs.push(m);
@@ -577,9 +578,8 @@ mod tests {
         b.extend_from_slice(&flags.to_ne_bytes());
         let mut field = vec![0u8; NAME_ROOM];
         // SAFETY: `as_ptr` points at a sockaddr_storage of at least `len` bytes.
-        let raw = unsafe {
-            std::slice::from_raw_parts(name.as_ptr().cast::<u8>(), name.len() as usize)
-        };
+        let raw =
+            unsafe { std::slice::from_raw_parts(name.as_ptr().cast::<u8>(), name.len() as usize) };
         field[..raw.len()].copy_from_slice(raw);
         b.extend_from_slice(&field);
         b.extend_from_slice(payload);
@@ -588,11 +588,17 @@ mod tests {
 
     #[test]
     fn a_received_ipv4_datagram_gives_its_sender_and_payload() {
-        let from: SockAddr = "127.0.0.1:4242".parse::<std::net::SocketAddr>().unwrap().into();
+        let from: SockAddr = "127.0.0.1:4242"
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into();
         let b = buffer(&from, b"hello", 5, 0);
         let got = parse_received(&b, &hdr()).unwrap();
         assert_eq!(got.payload, b"hello");
-        assert_eq!(got.from.unwrap().as_socket(), Some("127.0.0.1:4242".parse().unwrap()));
+        assert_eq!(
+            got.from.unwrap().as_socket(),
+            Some("127.0.0.1:4242".parse().unwrap())
+        );
         assert!(!got.truncated);
     }
 
@@ -602,12 +608,18 @@ mod tests {
         let b = buffer(&from, b"", 0, 0);
         let got = parse_received(&b, &hdr()).unwrap();
         assert_eq!(got.payload, b"");
-        assert_eq!(got.from.unwrap().as_socket(), Some("[::1]:7".parse().unwrap()));
+        assert_eq!(
+            got.from.unwrap().as_socket(),
+            Some("[::1]:7".parse().unwrap())
+        );
     }
 
     #[test]
     fn a_truncated_datagram_is_flagged() {
-        let from: SockAddr = "127.0.0.1:1".parse::<std::net::SocketAddr>().unwrap().into();
+        let from: SockAddr = "127.0.0.1:1"
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into();
         let b = buffer(&from, b"abcd", 9000, libc::MSG_TRUNC as u32);
         let got = parse_received(&b, &hdr()).unwrap();
         assert_eq!(got.payload, b"abcd");

@@ -18,7 +18,12 @@ use crate::services::wire::asctime;
 pub struct Echo;
 
 impl DatagramProtocol for Echo {
-    fn datagram_received(&mut self, data: &[u8], addr: &DatagramAddress, t: &mut DatagramTransport) {
+    fn datagram_received(
+        &mut self,
+        data: &[u8],
+        addr: &DatagramAddress,
+        t: &mut DatagramTransport,
+    ) {
         let _ = t.write(data, addr);
     }
 }

@@ -243,7 +243,10 @@ impl Ring {
 
     /// Returns datagram pool `i`'s buffer group id and buffer size.
     pub(crate) fn datagram_pool_shape(&self, i: usize) -> (u16, usize) {
-        (self.dgram_pools[i].bgid(), self.dgram_pools[i].buffer_size())
+        (
+            self.dgram_pools[i].bgid(),
+            self.dgram_pools[i].buffer_size(),
+        )
     }
 
     /// The address of the first `len` bytes of datagram pool `i`'s buffer `bid`;
