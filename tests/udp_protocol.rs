@@ -326,3 +326,39 @@ fn udp_same_size_writes_to_one_peer_go_as_one_gso_send_and_arrive_as_datagrams()
     assert_eq!(total(&server, |s| s.datagrams_out()), 11);
     server.shutdown().unwrap();
 }
+
+/// Answers each datagram twice: at once, and from a `call_later` timer through a
+/// handle (Twisted's `transport.write` outside `datagramReceived`).
+struct Later;
+
+impl DatagramProtocol for Later {
+    fn datagram_received(
+        &mut self,
+        data: &[u8],
+        addr: &DatagramAddress,
+        t: &mut DatagramTransport,
+    ) {
+        t.write(b"now", addr).unwrap();
+        let handle = t.handle();
+        let addr = addr.clone();
+        let mut reply = b"later: ".to_vec();
+        reply.extend_from_slice(data);
+        t.reactor()
+            .call_later(std::time::Duration::from_millis(20), move || {
+                handle.write(&reply, &addr).unwrap();
+            });
+    }
+}
+
+#[test]
+fn udp_a_handle_writes_from_a_timer_after_the_callback_returned() {
+    let (server, addr) = serve("udp:0:interface=127.0.0.1", |_| Later);
+    let c = client();
+    c.send_to(b"ping", addr).unwrap();
+    let mut buf = [0u8; 100];
+    let (n, _) = c.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"now");
+    let (n, _) = c.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"later: ping");
+    server.shutdown().unwrap();
+}

@@ -30,6 +30,8 @@ pub enum DatagramError {
     /// The address family does not fit this port (an IPv6 peer on a `udp:` port,
     /// a multicast call on a UNIX port).
     WrongFamily,
+    /// The port has stopped (the server is shutting down).
+    Closed,
     /// A socket option or connect failed.
     Io(io::Error),
 }
@@ -58,6 +60,7 @@ impl fmt::Display for DatagramError {
             }
             DatagramError::OutboxFull => f.write_str("the port's outbox is full"),
             DatagramError::WrongFamily => f.write_str("the address family does not fit this port"),
+            DatagramError::Closed => f.write_str("the port has stopped"),
             DatagramError::Io(e) => write!(f, "{e}"),
         }
     }

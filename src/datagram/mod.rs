@@ -12,7 +12,7 @@
 //! ```
 //!
 //! Files: `protocol.rs` (the trait), `transport.rs` (what a protocol can do with
-//! its port), `address.rs` (a peer's or the port's address), `outbox.rs` (the
+//! its port, and a handle that writes from timers and tasks), `address.rs` (a peer's or the port's address), `outbox.rs` (the
 //! datagrams written and not yet handed to the kernel), `error.rs`. The engine side
 //! is `runtime/datagram.rs`.
 //!
@@ -54,4 +54,4 @@ mod transport;
 pub use address::DatagramAddress;
 pub use error::DatagramError;
 pub use protocol::DatagramProtocol;
-pub use transport::{DatagramTransport, DEFAULT_MAX_PACKET_SIZE};
+pub use transport::{DatagramHandle, DatagramTransport, DEFAULT_MAX_PACKET_SIZE};

@@ -5,13 +5,15 @@
 //! in the turn's one `io_uring_enter`; nothing is sent inside a callback. Socket
 //! options (`set_ttl`, `join_group`, …) and `connect` take effect at once.
 
+use std::cell::{Cell, RefCell, RefMut};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;
 
-use socket2::Socket;
+use socket2::{SockAddr, Socket};
 
 use super::outbox::Outbox;
 use super::{DatagramAddress, DatagramError};
+use crate::reactor::Reactor;
 
 /// The longest datagram a port receives when its endpoint says nothing (Twisted's
 /// `maxPacketSize` default, 8192 bytes).
@@ -22,45 +24,20 @@ const MAX_UDP4_PAYLOAD: usize = 65_507;
 /// The longest UDP payload over IPv6 (without jumbograms).
 const MAX_UDP6_PAYLOAD: usize = 65_527;
 
-/// A port's transport, lent to its protocol's callbacks (Twisted's
-/// `IUDPTransport`, plus `IMulticastTransport` for UDP ports).
-pub struct DatagramTransport {
-    socket: Rc<Socket>,
+/// What the transport and its handles share: the outbox and what `write` checks.
+pub(crate) struct Sink {
     host: DatagramAddress,
-    connected: Option<DatagramAddress>,
-    max_packet_size: usize,
-    broadcast: bool,
-    pub(crate) outbox: Outbox,
+    connected: RefCell<Option<DatagramAddress>>,
+    outbox: RefCell<Outbox>,
     /// Datagrams refused by a full outbox (the engine publishes the count).
-    pub(crate) dropped: u64,
+    dropped: Cell<u64>,
+    /// The port has stopped: writes fail.
+    closed: Cell<bool>,
 }
 
-impl DatagramTransport {
-    pub(crate) fn new(
-        socket: Rc<Socket>,
-        host: DatagramAddress,
-        max_packet_size: usize,
-    ) -> DatagramTransport {
-        DatagramTransport {
-            socket,
-            host,
-            connected: None,
-            max_packet_size,
-            broadcast: false,
-            outbox: Outbox::default(),
-            dropped: 0,
-        }
-    }
-
-    /// Queues `data` for `addr` (Twisted's `write(data, addr)`).
-    ///
-    /// # Errors
-    /// [`DatagramError::WrongPeer`] on a connected port if `addr` is not the peer,
-    /// [`DatagramError::WrongFamily`] if `addr` is of another family than the port,
-    /// [`DatagramError::MessageTooLong`] past the family's limit,
-    /// [`DatagramError::OutboxFull`] when too much waits already (dropped, counted).
-    pub fn write(&mut self, data: &[u8], addr: &DatagramAddress) -> Result<(), DatagramError> {
-        if let Some(peer) = &self.connected {
+impl Sink {
+    fn write(&self, data: &[u8], addr: &DatagramAddress) -> Result<(), DatagramError> {
+        if let Some(peer) = &*self.connected.borrow() {
             if peer != addr {
                 return Err(DatagramError::WrongPeer);
             }
@@ -72,6 +49,143 @@ impl DatagramTransport {
             return Err(DatagramError::WrongFamily);
         }
         self.queue(data, Some(addr.raw().clone()))
+    }
+
+    fn write_connected(&self, data: &[u8]) -> Result<(), DatagramError> {
+        if self.connected.borrow().is_none() {
+            return Err(DatagramError::NotConnected);
+        }
+        self.queue(data, None)
+    }
+
+    fn queue(&self, data: &[u8], to: Option<SockAddr>) -> Result<(), DatagramError> {
+        if self.closed.get() {
+            return Err(DatagramError::Closed);
+        }
+        let max = self.max_send();
+        if data.len() > max {
+            return Err(DatagramError::MessageTooLong {
+                len: data.len(),
+                max,
+            });
+        }
+        if self.outbox.borrow_mut().push(data, to) {
+            Ok(())
+        } else {
+            self.dropped.set(self.dropped.get() + 1);
+            Err(DatagramError::OutboxFull)
+        }
+    }
+
+    fn max_send(&self) -> usize {
+        if self.host.is_unix() {
+            usize::MAX
+        } else if self.host.raw().is_ipv6() {
+            MAX_UDP6_PAYLOAD
+        } else {
+            MAX_UDP4_PAYLOAD
+        }
+    }
+}
+
+/// A port's transport, lent to its protocol's callbacks (Twisted's
+/// `IUDPTransport`, plus `IMulticastTransport` for UDP ports).
+pub struct DatagramTransport {
+    socket: Rc<Socket>,
+    sink: Rc<Sink>,
+    reactor: Option<Reactor>,
+    max_packet_size: usize,
+    broadcast: bool,
+}
+
+/// Writes to a port from anywhere on its shard: a `call_later` closure, a spawned
+/// task (Twisted's `port.write` outside `datagramReceived`). Obtained from
+/// [`DatagramTransport::handle`]; what it writes goes out at the end of the turn,
+/// as the transport's writes do.
+#[derive(Clone)]
+pub struct DatagramHandle {
+    sink: Rc<Sink>,
+}
+
+impl DatagramHandle {
+    /// Queues `data` for `addr`, as [`DatagramTransport::write`].
+    ///
+    /// # Errors
+    /// As [`DatagramTransport::write`], and [`DatagramError::Closed`] once the port
+    /// has stopped.
+    pub fn write(&self, data: &[u8], addr: &DatagramAddress) -> Result<(), DatagramError> {
+        self.sink.write(data, addr)
+    }
+
+    /// Queues `data` for the connected peer, as
+    /// [`DatagramTransport::write_connected`].
+    ///
+    /// # Errors
+    /// As [`DatagramTransport::write_connected`], and [`DatagramError::Closed`].
+    pub fn write_connected(&self, data: &[u8]) -> Result<(), DatagramError> {
+        self.sink.write_connected(data)
+    }
+}
+
+impl DatagramTransport {
+    pub(crate) fn new(
+        socket: Rc<Socket>,
+        host: DatagramAddress,
+        max_packet_size: usize,
+        reactor: Option<Reactor>,
+    ) -> DatagramTransport {
+        DatagramTransport {
+            socket,
+            sink: Rc::new(Sink {
+                host,
+                connected: RefCell::new(None),
+                outbox: RefCell::new(Outbox::default()),
+                dropped: Cell::new(0),
+                closed: Cell::new(false),
+            }),
+            reactor,
+            max_packet_size,
+            broadcast: false,
+        }
+    }
+
+    /// The queued datagrams (the engine swaps them out at the end of the turn).
+    pub(crate) fn outbox(&self) -> RefMut<'_, Outbox> {
+        self.sink.outbox.borrow_mut()
+    }
+
+    /// Makes every later write fail (the port stopped).
+    pub(crate) fn close(&self) {
+        self.sink.closed.set(true);
+    }
+
+    /// Returns a handle that writes to this port from anywhere on the shard.
+    pub fn handle(&self) -> DatagramHandle {
+        DatagramHandle {
+            sink: Rc::clone(&self.sink),
+        }
+    }
+
+    /// Returns the shard's reactor (`call_later`, `spawn_local`), as
+    /// [`Transport::reactor`](crate::Transport::reactor) does for a connection.
+    ///
+    /// # Panics
+    /// On a transport built outside a shard (unit tests only).
+    pub fn reactor(&self) -> &Reactor {
+        self.reactor
+            .as_ref()
+            .expect("a datagram transport built by the engine has its shard's reactor")
+    }
+
+    /// Queues `data` for `addr` (Twisted's `write(data, addr)`).
+    ///
+    /// # Errors
+    /// [`DatagramError::WrongPeer`] on a connected port if `addr` is not the peer,
+    /// [`DatagramError::WrongFamily`] if `addr` is of another family than the port,
+    /// [`DatagramError::MessageTooLong`] past the family's limit,
+    /// [`DatagramError::OutboxFull`] when too much waits already (dropped, counted).
+    pub fn write(&mut self, data: &[u8], addr: &DatagramAddress) -> Result<(), DatagramError> {
+        self.sink.write(data, addr)
     }
 
     /// Queues `data` for `host`:`port`, where `host` must be an IP literal or
@@ -91,36 +205,7 @@ impl DatagramTransport {
     /// [`DatagramError::NotConnected`] if [`connect`](Self::connect) was not called,
     /// else as [`write`](Self::write).
     pub fn write_connected(&mut self, data: &[u8]) -> Result<(), DatagramError> {
-        if self.connected.is_none() {
-            return Err(DatagramError::NotConnected);
-        }
-        self.queue(data, None)
-    }
-
-    fn queue(&mut self, data: &[u8], to: Option<socket2::SockAddr>) -> Result<(), DatagramError> {
-        let max = self.max_send();
-        if data.len() > max {
-            return Err(DatagramError::MessageTooLong {
-                len: data.len(),
-                max,
-            });
-        }
-        if self.outbox.push(data, to) {
-            Ok(())
-        } else {
-            self.dropped += 1;
-            Err(DatagramError::OutboxFull)
-        }
-    }
-
-    fn max_send(&self) -> usize {
-        if self.host.is_unix() {
-            usize::MAX
-        } else if self.host.raw().is_ipv6() {
-            MAX_UDP6_PAYLOAD
-        } else {
-            MAX_UDP4_PAYLOAD
-        }
+        self.sink.write_connected(data)
     }
 
     /// Connects the port to `host`:`port` (Twisted's `connect`): from now on it
@@ -133,29 +218,29 @@ impl DatagramTransport {
     /// [`DatagramError::InvalidAddress`] if `host` is not an IP literal,
     /// [`DatagramError::WrongFamily`] on a UNIX port, or the OS error.
     pub fn connect(&mut self, host: &str, port: u16) -> Result<(), DatagramError> {
-        if self.connected.is_some() {
+        if self.sink.connected.borrow().is_some() {
             return Err(DatagramError::AlreadyConnected);
         }
-        if self.host.is_unix() {
+        if self.host().is_unix() {
             return Err(DatagramError::WrongFamily);
         }
         let addr = DatagramAddress::parse(host, port)?;
-        if addr.raw().is_ipv6() != self.host.raw().is_ipv6() {
+        if addr.raw().is_ipv6() != self.host().raw().is_ipv6() {
             return Err(DatagramError::WrongFamily);
         }
         self.socket.connect(addr.raw())?;
-        self.connected = Some(addr);
+        *self.sink.connected.borrow_mut() = Some(addr);
         Ok(())
     }
 
     /// Returns the connected peer, if [`connect`](Self::connect) was called.
-    pub fn connected_peer(&self) -> Option<&DatagramAddress> {
-        self.connected.as_ref()
+    pub fn connected_peer(&self) -> Option<DatagramAddress> {
+        self.sink.connected.borrow().clone()
     }
 
     /// Returns the port's own address (Twisted's `getHost`).
     pub fn host(&self) -> &DatagramAddress {
-        &self.host
+        &self.sink.host
     }
 
     /// Returns the longest datagram received whole (longer ones are truncated).
@@ -165,7 +250,7 @@ impl DatagramTransport {
 
     /// Returns the datagrams dropped so far because the outbox was full.
     pub fn dropped(&self) -> u64 {
-        self.dropped
+        self.sink.dropped.get()
     }
 
     /// Allows or forbids sending to broadcast addresses (`SO_BROADCAST`; Twisted's
@@ -272,7 +357,7 @@ impl DatagramTransport {
     }
 
     fn family(&self) -> Result<Family, DatagramError> {
-        match self.host.ip() {
+        match self.host().ip() {
             Some(SocketAddr::V4(_)) => Ok(Family::V4),
             Some(SocketAddr::V6(_)) => Ok(Family::V6),
             None => Err(DatagramError::WrongFamily),
@@ -300,7 +385,7 @@ mod tests {
         s.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
             .unwrap();
         let host = DatagramAddress::from_raw(s.local_addr().unwrap());
-        DatagramTransport::new(Rc::new(s), host, DEFAULT_MAX_PACKET_SIZE)
+        DatagramTransport::new(Rc::new(s), host, DEFAULT_MAX_PACKET_SIZE, None)
     }
 
     #[test]
@@ -310,9 +395,9 @@ mod tests {
             t.write_to(b"x", "localhost", 9),
             Err(DatagramError::InvalidAddress(_))
         ));
-        assert!(t.outbox.is_empty());
+        assert!(t.outbox().is_empty());
         t.write_to(b"x", "127.0.0.1", 9).unwrap();
-        assert_eq!(t.outbox.items().len(), 1);
+        assert_eq!(t.outbox().items().len(), 1);
     }
 
     #[test]
@@ -333,7 +418,7 @@ mod tests {
         ));
         t.write_to(b"x", "127.0.0.1", 9).unwrap();
         t.write_connected(b"y").unwrap();
-        assert!(t.outbox.items().iter().all(|q| q.to.is_none()));
+        assert!(t.outbox().items().iter().all(|q| q.to.is_none()));
     }
 
     #[test]
@@ -349,5 +434,24 @@ mod tests {
         ));
         while t.write_to(b"x", "127.0.0.1", 9).is_ok() {}
         assert_eq!(t.dropped(), 1);
+    }
+
+    #[test]
+    fn a_handle_writes_into_the_same_outbox_until_the_port_closes() {
+        let mut t = transport();
+        let h = t.handle();
+        t.write_to(b"a", "127.0.0.1", 9).unwrap();
+        h.write(b"b", &DatagramAddress::parse("127.0.0.1", 9).unwrap())
+            .unwrap();
+        assert_eq!(t.outbox().items().len(), 2);
+        t.close();
+        assert!(matches!(
+            h.write_connected(b"c"),
+            Err(DatagramError::NotConnected)
+        ));
+        assert!(matches!(
+            t.write_to(b"c", "127.0.0.1", 9),
+            Err(DatagramError::Closed)
+        ));
     }
 }

@@ -236,6 +236,7 @@ impl Shard {
             Rc::clone(&socket),
             DatagramAddress::from_raw(host),
             max_packet_size,
+            Some(self.reactor.clone()),
         );
         let first = self.datagrams.borrow().is_empty();
         {
@@ -360,7 +361,6 @@ impl Shard {
             ..
         } = p;
         let r = guarded(|| protocol.datagram_received(got.payload, &from, transport));
-        self.note_drops(p);
         drop(ports);
         if let Err(msg) = r {
             self.report_panic("datagram_received", &msg);
@@ -461,10 +461,11 @@ impl Shard {
         }
         let mut ring = self.ring.borrow_mut();
         for p in ports.iter_mut() {
-            if p.sends > 0 || p.transport.outbox.is_empty() {
+            self.note_drops(p);
+            if p.sends > 0 || p.transport.outbox().is_empty() {
                 continue;
             }
-            std::mem::swap(&mut p.transport.outbox, &mut p.flying);
+            std::mem::swap(&mut *p.transport.outbox(), &mut p.flying);
             p.groups.clear();
             p.iovs.clear();
             p.ctrl.clear();
@@ -540,6 +541,7 @@ impl Shard {
                     continue;
                 }
                 p.stopped = true;
+                p.transport.close();
                 if p.recv == Recv::Armed {
                     self.ring
                         .borrow_mut()
