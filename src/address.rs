@@ -12,14 +12,18 @@ pub enum Address {
     Tcp(SocketAddr),
     /// A UNIX-domain socket path; `None` for an unnamed (client) socket.
     Unix(Option<PathBuf>),
+    /// A UDP port's address (what a server's `udp:` endpoint is bound to).
+    Udp(SocketAddr),
+    /// A UNIX datagram socket's path (a server's `unixgram:` endpoint).
+    Unixgram(PathBuf),
 }
 
 impl Address {
-    /// Returns the socket address of a TCP endpoint, `None` for UNIX.
+    /// Returns the socket address of a TCP or UDP endpoint, `None` for UNIX.
     pub fn socket_addr(&self) -> Option<SocketAddr> {
         match self {
-            Address::Tcp(a) => Some(*a),
-            Address::Unix(_) => None,
+            Address::Tcp(a) | Address::Udp(a) => Some(*a),
+            Address::Unix(_) | Address::Unixgram(_) => None,
         }
     }
 
@@ -27,8 +31,8 @@ impl Address {
     /// `addr.host`), which is what the chat server uses as a default name.
     pub fn host(&self) -> String {
         match self {
-            Address::Tcp(a) => a.ip().to_string(),
-            Address::Unix(Some(p)) => p.display().to_string(),
+            Address::Tcp(a) | Address::Udp(a) => a.ip().to_string(),
+            Address::Unix(Some(p)) | Address::Unixgram(p) => p.display().to_string(),
             Address::Unix(None) => String::from("unix"),
         }
     }
@@ -40,6 +44,8 @@ impl fmt::Display for Address {
             Address::Tcp(a) => write!(f, "tcp:{a}"),
             Address::Unix(Some(p)) => write!(f, "unix:{}", p.display()),
             Address::Unix(None) => f.write_str("unix:(unnamed)"),
+            Address::Udp(a) => write!(f, "udp:{a}"),
+            Address::Unixgram(p) => write!(f, "unixgram:{}", p.display()),
         }
     }
 }

@@ -11,6 +11,14 @@
 //! | `tcp6:PORT[:backlog=N][:interface=ADDR]` | IPv6 TCP; positional order port, backlog, interface; interface defaults to `::` (escape its colons: `interface=\:\:1`) |
 //! | `unix:PATH[:mode=OCTAL][:backlog=N][:lockfile=0/1]` | UNIX socket; mode defaults to `666` |
 //! | `systemd:domain=INET:index=N` or `systemd:domain=INET:name=NAME` | a TCP socket inherited from systemd's socket activation (`domain` INET or INET6) |
+//! | `udp:PORT[:interface=ADDR][:maxPacketSize=N]` | IPv4 UDP (weft's own string); positional order port, interface, maxPacketSize; interface defaults to `0.0.0.0`, maxPacketSize to 8192 |
+//! | `udp6:PORT[:interface=ADDR][:maxPacketSize=N]` | IPv6 UDP, the same fields; interface defaults to `::` |
+//! | `unixgram:PATH[:maxPacketSize=N]` | a UNIX datagram socket (weft's own string) |
+//!
+//! Twisted has no endpoint strings for datagrams (`listenUDP` and
+//! `listenUNIXDatagram` take arguments); weft's `udp:`, `udp6:` and `unixgram:` use
+//! the argument names of those calls. They are served with
+//! [`ServerBuilder::listen_datagram`](crate::ServerBuilder::listen_datagram).
 //!
 //! # Twisted
 //! The default backlog is 1024, not Twisted's 50: a burst of connections to a busy
@@ -36,6 +44,9 @@ pub use systemd::{Inherited, SystemdDomain, LISTEN_FDS_START};
 
 /// The listen backlog used when a string gives none.
 pub const DEFAULT_BACKLOG: u32 = 1024;
+/// The largest `maxPacketSize` a datagram endpoint may ask for.
+pub const MAX_PACKET_SIZE_LIMIT: usize = 65_536;
+
 /// The UNIX socket file mode used when a string gives none (Twisted's `666`).
 pub const DEFAULT_UNIX_MODE: u32 = 0o666;
 
@@ -72,6 +83,33 @@ pub enum ServerEndpoint {
         /// Which of the inherited sockets.
         socket: Inherited,
     },
+    /// UDP over IPv4 (`udp:`) or IPv6 (`udp6:`): one socket per shard.
+    Udp {
+        /// The port; 0 asks the OS for a free one.
+        port: u16,
+        /// The local address to bind.
+        interface: IpAddr,
+        /// The longest datagram received whole (Twisted's `maxPacketSize`).
+        max_packet_size: usize,
+    },
+    /// A UNIX-domain datagram socket (`unixgram:`), served by shard 0.
+    Unixgram {
+        /// The socket file.
+        path: PathBuf,
+        /// The longest datagram received whole.
+        max_packet_size: usize,
+    },
+}
+
+impl ServerEndpoint {
+    /// Tells whether this endpoint carries datagrams (`udp:`, `udp6:`,
+    /// `unixgram:`), served by a `DatagramProtocol` rather than a factory.
+    pub fn is_datagram(&self) -> bool {
+        matches!(
+            self,
+            ServerEndpoint::Udp { .. } | ServerEndpoint::Unixgram { .. }
+        )
+    }
 }
 
 /// Why an endpoint string was rejected. The message names the bad field.
@@ -116,6 +154,13 @@ pub enum EndpointError {
     Duplicate(&'static str),
     /// The string ends in a lone `\`.
     TrailingEscape,
+    /// A datagram endpoint given where a stream one is needed, or the reverse.
+    WrongKind {
+        /// The endpoint string.
+        endpoint: String,
+        /// What was needed.
+        expected: &'static str,
+    },
 }
 
 impl fmt::Display for EndpointError {
@@ -125,7 +170,7 @@ impl fmt::Display for EndpointError {
             EndpointError::UnknownType(t) => {
                 write!(
                     f,
-                    "unknown endpoint type {t:?} (expected tcp, tcp6, unix or systemd)"
+                    "unknown endpoint type {t:?} (expected tcp, tcp6, unix, systemd, udp, udp6 or unixgram)"
                 )
             }
             EndpointError::MissingField { kind, field } => {
@@ -147,6 +192,9 @@ impl fmt::Display for EndpointError {
             }
             EndpointError::Duplicate(field) => write!(f, "field `{field}` given twice"),
             EndpointError::TrailingEscape => f.write_str("endpoint string ends in a lone `\\`"),
+            EndpointError::WrongKind { endpoint, expected } => {
+                write!(f, "{endpoint:?} is not {expected}")
+            }
         }
     }
 }
@@ -251,9 +299,27 @@ impl FromStr for ServerEndpoint {
                     &["domain", "index"],
                     &["domain", "index", "name"],
                 ),
+                "udp" => (
+                    "udp",
+                    &["port", "interface", "maxPacketSize"],
+                    &["port", "interface", "maxPacketSize"],
+                ),
+                "udp6" => (
+                    "udp6",
+                    &["port", "interface", "maxPacketSize"],
+                    &["port", "interface", "maxPacketSize"],
+                ),
+                "unixgram" => (
+                    "unixgram",
+                    &["address", "maxPacketSize"],
+                    &["address", "maxPacketSize"],
+                ),
                 _ => return Err(EndpointError::UnknownType(kind)),
             };
         let f = fields(kind, order, allowed, positional, keyword)?;
+        if matches!(kind, "udp" | "udp6" | "unixgram") {
+            return parse_datagram(kind, &f);
+        }
         if kind == "systemd" {
             let domain = f.get("domain").ok_or(EndpointError::MissingField {
                 kind,
@@ -341,6 +407,58 @@ impl FromStr for ServerEndpoint {
     }
 }
 
+/// The datagram endpoints' fields, collected by `fields`.
+fn parse_datagram(
+    kind: &'static str,
+    f: &BTreeMap<&'static str, String>,
+) -> Result<ServerEndpoint, EndpointError> {
+    let max_packet_size = match f.get("maxPacketSize") {
+        Some(m) => m
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_PACKET_SIZE_LIMIT).contains(n))
+            .ok_or_else(|| EndpointError::BadValue {
+                field: "maxPacketSize",
+                value: m.clone(),
+                expected: "a number of bytes from 1 to 65536",
+            })?,
+        None => crate::datagram::DEFAULT_MAX_PACKET_SIZE,
+    };
+    if kind == "unixgram" {
+        let path =
+            f.get("address")
+                .filter(|p| !p.is_empty())
+                .ok_or(EndpointError::MissingField {
+                    kind,
+                    field: "address",
+                })?;
+        return Ok(ServerEndpoint::Unixgram {
+            path: PathBuf::from(path),
+            max_packet_size,
+        });
+    }
+    let port = f.get("port").ok_or(EndpointError::MissingField {
+        kind,
+        field: "port",
+    })?;
+    let port = parse_num("port", port, "a port number from 0 to 65535")?;
+    let interface = match f.get("interface") {
+        Some(i) if kind == "udp" => IpAddr::V4(parse_num(
+            "interface",
+            i,
+            "an IPv4 address such as 127.0.0.1",
+        )?),
+        Some(i) => IpAddr::V6(parse_num("interface", i, "an IPv6 address such as ::1")?),
+        None if kind == "udp" => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        None => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    };
+    Ok(ServerEndpoint::Udp {
+        port,
+        interface,
+        max_packet_size,
+    })
+}
+
 fn escape(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace(':', "\\:")
@@ -376,6 +494,26 @@ impl fmt::Display for ServerEndpoint {
             ServerEndpoint::Systemd { domain, socket } => {
                 write!(f, "systemd:domain={domain}:{socket}")
             }
+            ServerEndpoint::Udp {
+                port,
+                interface,
+                max_packet_size,
+            } => {
+                let kind = if interface.is_ipv4() { "udp" } else { "udp6" };
+                write!(
+                    f,
+                    "{kind}:{port}:interface={}:maxPacketSize={max_packet_size}",
+                    escape(&interface.to_string())
+                )
+            }
+            ServerEndpoint::Unixgram {
+                path,
+                max_packet_size,
+            } => write!(
+                f,
+                "unixgram:{}:maxPacketSize={max_packet_size}",
+                escape(&path.display().to_string())
+            ),
         }
     }
 }
@@ -459,10 +597,55 @@ mod tests {
         assert!(msg("tcp:80:color=red").contains("`color`"));
         assert!(msg("tcp").contains("`port`"));
         assert!(msg("unix:/x:mode=999").contains("`mode`"));
-        assert!(msg("udp:53").contains("unknown endpoint type"));
+        assert!(msg("sctp:53").contains("unknown endpoint type"));
         assert!(msg("tcp:80:1.2.3.4:5:6").contains("extra"));
         assert!(msg("tcp:80:port=81").contains("twice"));
         assert_eq!(parse(""), Err(EndpointError::Empty));
+    }
+
+    #[test]
+    fn udp_defaults_follow_twisteds_listen_udp() {
+        assert_eq!(
+            parse("udp:9999").unwrap(),
+            ServerEndpoint::Udp {
+                port: 9999,
+                interface: "0.0.0.0".parse().unwrap(),
+                max_packet_size: 8192
+            }
+        );
+        assert_eq!(
+            parse("udp:7:127.0.0.1:512").unwrap(),
+            parse("udp:7:interface=127.0.0.1:maxPacketSize=512").unwrap()
+        );
+        assert_eq!(
+            parse(r"udp6:7:interface=\:\:1").unwrap(),
+            ServerEndpoint::Udp {
+                port: 7,
+                interface: "::1".parse().unwrap(),
+                max_packet_size: 8192
+            }
+        );
+        assert_eq!(
+            parse("unixgram:/tmp/e.sock:maxPacketSize=64").unwrap(),
+            ServerEndpoint::Unixgram {
+                path: "/tmp/e.sock".into(),
+                max_packet_size: 64
+            }
+        );
+        assert!(parse("udp:7").unwrap().is_datagram());
+        assert!(!parse("tcp:7").unwrap().is_datagram());
+    }
+
+    #[test]
+    fn udp_errors_name_the_bad_field() {
+        let msg = |s: &str| parse(s).unwrap_err().to_string();
+        assert!(msg("udp:7:maxPacketSize=0").contains("`maxPacketSize`"));
+        assert!(msg("udp:7:maxPacketSize=65537").contains("`maxPacketSize`"));
+        assert!(msg("udp:7:interface=::1").contains("`interface`"));
+        assert!(msg("udp6:7:interface=1.2.3.4").contains("`interface`"));
+        assert!(msg("udp:7:backlog=5").contains("`backlog`"));
+        assert!(msg("udp").contains("`port`"));
+        assert!(msg("unixgram:").contains("`address`"));
     }
 
     #[test]
@@ -471,6 +654,9 @@ mod tests {
             "tcp:8000:interface=127.0.0.1:backlog=7",
             r"tcp6:1:interface=\:\:1:backlog=9",
             r"unix:/tmp/a\:b:mode=600:backlog=3:lockfile=0",
+            "udp:53:interface=127.0.0.1:maxPacketSize=512",
+            r"udp6:0:interface=\:\:1:maxPacketSize=8192",
+            r"unixgram:/tmp/d\:g:maxPacketSize=100",
         ] {
             let e = parse(s).unwrap();
             assert_eq!(parse(&e.to_string()).unwrap(), e, "{s}");

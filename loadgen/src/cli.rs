@@ -1,4 +1,5 @@
-//! The command line: `loadgen echo|connect|chat --target HOST:PORT [options]`, `loadgen plot`.
+//! The command line: `loadgen echo|connect|chat|udp --target HOST:PORT [options]`,
+//! `loadgen plot`.
 //!
 //! Declared with clap's derive: one struct per mode, so `loadgen echo --help` lists only
 //! what echo uses, with examples. What clap cannot check by itself (ranges that depend on
@@ -23,6 +24,7 @@ Examples:
   loadgen echo --target 127.0.0.1:8000 --rate 50000 --json run.json --hlog run.hlog
   loadgen connect --target 127.0.0.1:8000 --duration 5s
   loadgen chat --target 127.0.0.1:8000 --connections 8 --rate 200
+  loadgen udp --target 127.0.0.1:9999 --connections 64 --duration 5s
   loadgen plot --out cmp.png weft.json=weft tokio.json=tokio";
 
 const ECHO_EXAMPLES: &str = "\
@@ -47,6 +49,13 @@ Examples:
   loadgen chat --target 127.0.0.1:8000 --connections 8 --duration 5s
   # 200 lines per second in total, latency timed from the schedule
   loadgen chat --target 127.0.0.1:8000 --connections 32 --rate 200 --json chat.json";
+
+const UDP_EXAMPLES: &str = "\
+Examples:
+  # ping-pong: 64 flows (UDP sockets), one 64-byte datagram in flight on each
+  loadgen udp --target 127.0.0.1:9999 --connections 64 --duration 5s
+  # open loop: 100 000 datagrams/s, each timed from its intended send time
+  loadgen udp --target 127.0.0.1:9999 --rate 100000 --depth 4 --json udp.json";
 
 const PLOT_EXAMPLES: &str = "\
 Examples:
@@ -73,6 +82,9 @@ enum Sub {
     /// Chat lines broadcast by the server to every client
     #[command(after_help = CHAT_EXAMPLES)]
     Chat(ChatArgs),
+    /// UDP datagrams echoed back and checked, losses counted
+    #[command(after_help = UDP_EXAMPLES)]
+    Udp(UdpArgs),
     /// Draw latency-by-percentile curves of earlier runs into one PNG
     #[command(after_help = PLOT_EXAMPLES)]
     Plot(PlotArgs),
@@ -176,6 +188,26 @@ struct ChatArgs {
     /// timestamps)
     #[arg(long, value_name = "BYTES", default_value_t = 64)]
     size: usize,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Debug, Args)]
+struct UdpArgs {
+    /// Flows: one connected UDP socket each (so the server sees N source ports)
+    #[arg(long, short = 'c', value_name = "N", default_value_t = 64)]
+    connections: usize,
+    /// Datagrams in flight per flow (1 = ping-pong); with --rate, the most allowed in
+    /// flight, later ones queue (and are counted)
+    #[arg(long, value_name = "D", default_value_t = 1)]
+    depth: usize,
+    /// Bytes per datagram (at least 8: it carries its sequence number)
+    #[arg(long, value_name = "BYTES", default_value_t = 64)]
+    size: usize,
+    /// A datagram with no reply after this long is counted as lost (and, in closed
+    /// loop, replaced)
+    #[arg(long, value_name = "T", value_parser = parse_duration, default_value = "500ms")]
+    loss_timeout: Duration,
     #[command(flatten)]
     common: Common,
 }
@@ -320,6 +352,19 @@ pub fn parse(args: &[String]) -> Result<Command, Usage> {
                 Close::Rst => CloseStyle::Reset,
                 Close::Fin => CloseStyle::Fin,
             };
+            validate(cfg).map_err(error)
+        }
+        Sub::Udp(a) => {
+            let mut cfg = run_config(Mode::Udp, a.common, a.connections);
+            cfg.depth = a.depth;
+            cfg.size = a.size;
+            cfg.loss_timeout = a.loss_timeout;
+            if a.size < crate::udp::MIN_SIZE || a.size > 65_507 {
+                return Err(error("--size must be between 8 and 65507 for udp".into()));
+            }
+            if a.loss_timeout.is_zero() {
+                return Err(error("--loss-timeout must be more than 0".into()));
+            }
             validate(cfg).map_err(error)
         }
         Sub::Chat(a) => {

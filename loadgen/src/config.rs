@@ -17,6 +17,8 @@ pub enum Mode {
     Connect,
     /// Chat lines broadcast by the server to every client.
     Chat,
+    /// UDP datagrams echoed back and checked, losses counted.
+    Udp,
 }
 
 impl Mode {
@@ -26,6 +28,7 @@ impl Mode {
             Mode::Echo => "echo",
             Mode::Connect => "connect",
             Mode::Chat => "chat",
+            Mode::Udp => "udp",
         }
     }
 }
@@ -82,6 +85,8 @@ pub struct RunConfig {
     pub quiet: bool,
     /// How connect-storm connections are closed.
     pub close: CloseStyle,
+    /// UDP: how long a datagram may wait for its reply before it counts as lost.
+    pub loss_timeout: Duration,
 }
 
 impl RunConfig {
@@ -108,6 +113,7 @@ impl RunConfig {
             plot: None,
             quiet: false,
             close: CloseStyle::Reset,
+            loss_timeout: Duration::from_millis(500),
         }
     }
 

@@ -46,6 +46,7 @@ pub mod runner;
 pub mod schedule;
 pub mod socket;
 pub mod stats;
+pub mod udp;
 pub mod worker;
 
 use config::Command;

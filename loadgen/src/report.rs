@@ -131,6 +131,7 @@ fn what(mode: Mode) -> &'static str {
         Mode::Echo => "requests",
         Mode::Connect => "connects",
         Mode::Chat => "lines",
+        Mode::Udp => "datagrams",
     }
 }
 
@@ -174,7 +175,7 @@ pub fn final_report(o: &Outcome) -> String {
         r
     };
     let label = match c.mode {
-        Mode::Echo => "response",
+        Mode::Echo | Mode::Udp => "response",
         Mode::Connect => "connect",
         Mode::Chat => "delivery",
     };

@@ -18,7 +18,7 @@ use crate::payload::Payload;
 use crate::report;
 use crate::stats::{Counters, IntervalReport, Metrics, ThreadResult};
 use crate::worker::{Shared, ThreadCtx, Timeline};
-use crate::{chat, connect, echo, socket};
+use crate::{chat, connect, echo, socket, udp};
 
 /// The merged result of a run.
 #[derive(Debug)]
@@ -107,6 +107,7 @@ pub fn run(cfg: RunConfig) -> Result<Outcome, String> {
                 Mode::Echo => echo::run_thread(ctx),
                 Mode::Connect => connect::run_thread(ctx),
                 Mode::Chat => chat::run_thread(ctx),
+                Mode::Udp => udp::run_thread(ctx),
             })
             .map_err(|e| format!("cannot spawn thread {i}: {e}"))?;
         handles.push(handle);

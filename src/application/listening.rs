@@ -4,6 +4,7 @@
 //! endpoint given to [`ServerBuilder::listen`] may.
 
 use super::service::Service;
+use crate::datagram::DatagramProtocol;
 use crate::endpoints::ServerEndpoint;
 use crate::factory::Factory;
 use crate::runtime::ServerBuilder;
@@ -37,6 +38,44 @@ impl ListeningService {
                 b.listen_all(&descs, build)
             })),
         }
+    }
+
+    /// Serves datagrams with `build(shard)` on every endpoint of `endpoints`
+    /// (`udp:`, `udp6:`, `unixgram:`; see
+    /// [`ServerBuilder::listen_datagram`]).
+    pub fn datagram<P, B, S>(name: &str, endpoints: &[S], build: B) -> Self
+    where
+        P: DatagramProtocol,
+        B: Fn(usize) -> P + Send + Sync + 'static,
+        S: AsRef<str>,
+    {
+        let endpoints: Vec<String> = endpoints.iter().map(|e| e.as_ref().to_string()).collect();
+        let descs = endpoints.clone();
+        ListeningService {
+            name: name.to_string(),
+            endpoints,
+            install: Some(Box::new(move |b: ServerBuilder| {
+                b.listen_datagram(&descs, build)
+            })),
+        }
+    }
+
+    /// Adds `other`'s endpoints to this service (one service with both stream and
+    /// datagram endpoints, as `weft serve echo tcp:7 udp:7`).
+    pub fn and(mut self, mut other: ListeningService) -> Self {
+        self.endpoints.append(&mut other.endpoints);
+        let (a, b) = (self.install.take(), other.install.take());
+        self.install = Some(Box::new(move |builder: ServerBuilder| {
+            let builder = match a {
+                Some(a) => a(builder),
+                None => builder,
+            };
+            match b {
+                Some(b) => b(builder),
+                None => builder,
+            }
+        }));
+        self
     }
 }
 

@@ -5,8 +5,9 @@
 //! connections between them without a word. Before binding, each TCP endpoint is
 //! probed with a socket that does *not* set `SO_REUSEPORT`: if another socket is
 //! bound there, the probe fails with `EADDRINUSE`. Joining an existing group (a
-//! rolling restart) is the explicit choice that skips the probe. UNIX endpoints need
-//! no probe: the engine already refuses a socket file a live server answers on.
+//! rolling restart) is the explicit choice that skips the probe. UDP endpoints are
+//! probed the same way, with a UDP socket. UNIX endpoints need no probe: the engine
+//! already refuses a socket file a live server answers on.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -58,6 +59,11 @@ fn key(ep: &ServerEndpoint) -> Option<String> {
             port, interface, ..
         } => Some(SocketAddr::new(*interface, *port).to_string()),
         ServerEndpoint::Unix { path, .. } => Some(path.display().to_string()),
+        ServerEndpoint::Udp { port: 0, .. } => None,
+        ServerEndpoint::Udp {
+            port, interface, ..
+        } => Some(format!("udp/{}", SocketAddr::new(*interface, *port))),
+        ServerEndpoint::Unixgram { path, .. } => Some(path.display().to_string()),
         #[allow(unreachable_patterns)]
         _ => None,
     }
@@ -84,38 +90,51 @@ pub fn check_endpoints(
         return Ok(());
     }
     for ep in endpoints {
-        if let ServerEndpoint::Tcp {
-            port, interface, ..
-        } = ep
-        {
-            if *port != 0 {
-                probe(SocketAddr::new(*interface, *port)).map_err(|e| {
-                    let name = ep.to_string();
-                    match e.raw_os_error() {
-                        Some(libc::EADDRINUSE) => PortConflict::InUse(name),
-                        Some(libc::EACCES) | Some(libc::EPERM) => PortConflict::Permission(name),
-                        _ => PortConflict::Other(name, e),
-                    }
-                })?;
-            }
+        let (addr, kind) = match ep {
+            ServerEndpoint::Tcp {
+                port, interface, ..
+            } => (SocketAddr::new(*interface, *port), Type::STREAM),
+            ServerEndpoint::Udp {
+                port, interface, ..
+            } => (SocketAddr::new(*interface, *port), Type::DGRAM),
+            _ => continue,
+        };
+        if addr.port() == 0 {
+            continue;
         }
+        probe(addr, kind).map_err(|e| {
+            let name = ep.to_string();
+            match e.raw_os_error() {
+                Some(libc::EADDRINUSE) => PortConflict::InUse(name),
+                Some(libc::EACCES) | Some(libc::EPERM) => PortConflict::Permission(name),
+                _ => PortConflict::Other(name, e),
+            }
+        })?;
     }
     Ok(())
 }
 
 /// Binds and closes a socket without `SO_REUSEPORT` (with `SO_REUSEADDR`, so a
 /// port in TIME_WAIT is not taken for one in use).
-fn probe(addr: SocketAddr) -> io::Result<()> {
+fn probe(addr: SocketAddr, kind: Type) -> io::Result<()> {
     let domain = if addr.is_ipv6() {
         Domain::IPV6
     } else {
         Domain::IPV4
     };
-    let s = Socket::new(domain, Type::STREAM.cloexec(), Some(Protocol::TCP))?;
+    let protocol = if kind == Type::DGRAM {
+        Protocol::UDP
+    } else {
+        Protocol::TCP
+    };
+    let s = Socket::new(domain, kind.cloexec(), Some(protocol))?;
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
     }
-    s.set_reuse_address(true)?;
+    if kind == Type::STREAM {
+        // No SO_REUSEADDR for UDP: there it would let the probe share the port.
+        s.set_reuse_address(true)?;
+    }
     s.bind(&addr.into())
 }
 
@@ -150,5 +169,29 @@ mod tests {
             Err(PortConflict::InUse(_))
         ));
         assert!(check_endpoints(&e, true).is_ok());
+    }
+
+    #[test]
+    fn a_udp_port_someone_uses_is_refused_and_udp_does_not_clash_with_tcp() {
+        // Bound as weft binds its own UDP sockets: SO_REUSEPORT.
+        let u = Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
+        u.set_reuse_port(true).unwrap();
+        u.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+            .unwrap();
+        let port = u.local_addr().unwrap().as_socket().unwrap().port();
+        let e = eps(&[&format!("udp:{port}:interface=127.0.0.1")]);
+        assert!(matches!(
+            check_endpoints(&e, false),
+            Err(PortConflict::InUse(_))
+        ));
+        assert!(check_endpoints(&e, true).is_ok());
+        // The same number over TCP and UDP are two ports.
+        let both = eps(&["tcp:7:interface=127.0.0.1", "udp:7:interface=127.0.0.1"]);
+        assert!(check_endpoints(&both, true).is_ok());
+        let twice = eps(&["udp:7:interface=127.0.0.1", "udp:7:interface=127.0.0.1"]);
+        assert!(matches!(
+            check_endpoints(&twice, true),
+            Err(PortConflict::Duplicate(_))
+        ));
     }
 }

@@ -221,6 +221,41 @@ const SERIES: &[Series] = &[
         panics,
         "Panics caught in user code (callbacks, timers, tasks, handlers)."
     ),
+    series!(
+        "weft_datagrams_received_total",
+        Counter,
+        Count,
+        datagrams_in,
+        "Datagrams the shard's datagram ports received."
+    ),
+    series!(
+        "weft_datagrams_sent_total",
+        Counter,
+        Count,
+        datagrams_out,
+        "Datagrams the kernel took for sending."
+    ),
+    series!(
+        "weft_datagrams_truncated_total",
+        Counter,
+        Count,
+        datagrams_truncated,
+        "Datagrams cut to their port's maxPacketSize."
+    ),
+    series!(
+        "weft_datagrams_dropped_total",
+        Counter,
+        Count,
+        datagrams_dropped,
+        "Datagrams written while their port's outbox was full (dropped)."
+    ),
+    series!(
+        "weft_datagram_errors_total",
+        Counter,
+        Count,
+        datagram_errors,
+        "Datagram receives and sends that failed."
+    ),
 ];
 
 /// The connections' ends by reason: the `reason` label and its getter.

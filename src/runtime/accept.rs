@@ -124,6 +124,11 @@ impl Shard {
                         .unwrap_or(Address::Unix(None));
                     self.add_listener(sock, Kind::Tcp, host, Rc::clone(&acceptor));
                 }
+                Bound::Datagram { .. } => {
+                    return Err(
+                        "a datagram endpoint (udp:, udp6:, unixgram:) needs a DatagramProtocol: use listen_datagram".into(),
+                    );
+                }
                 Bound::Unix {
                     path,
                     mode,

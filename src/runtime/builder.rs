@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use glommio::{LocalExecutorBuilder, Placement};
 
-use crate::endpoints::ServerEndpoint;
+use crate::datagram::DatagramProtocol;
+use crate::endpoints::{EndpointError, ServerEndpoint};
 use crate::factory::Factory;
 use crate::reactor::Reactor;
 use crate::runtime::config::Config;
@@ -48,6 +49,43 @@ where
             )
         })?;
         shard::Shard::serve(shard, factory, listeners)
+    }
+}
+
+/// The per-shard installer of a datagram service: one protocol per bound socket.
+pub(crate) struct DatagramService<B> {
+    pub(crate) build: B,
+}
+
+impl<P, B> ServiceInstaller for DatagramService<B>
+where
+    P: DatagramProtocol,
+    B: Fn(usize) -> P + Send + Sync + 'static,
+{
+    fn install(
+        &self,
+        shard: &std::rc::Rc<shard::Shard>,
+        listeners: Vec<listener::Bound>,
+    ) -> Result<(), String> {
+        for b in listeners {
+            let listener::Bound::Datagram {
+                sock,
+                max_packet_size,
+                unlink,
+            } = b
+            else {
+                return Err("a stream endpoint given to a DatagramProtocol".into());
+            };
+            let Some(sock) = sock else { continue };
+            let protocol = guarded(|| (self.build)(shard.index)).map_err(|msg| {
+                format!(
+                    "the protocol closure panicked on shard {}: {msg}",
+                    shard.index
+                )
+            })?;
+            shard.serve_datagram(Box::new(protocol), sock, max_packet_size, unlink)?;
+        }
+        Ok(())
     }
 }
 
@@ -175,6 +213,14 @@ impl ServerBuilder {
                 continue;
             }
             match d.as_ref().parse::<ServerEndpoint>() {
+                Ok(e) if e.is_datagram() => {
+                    self.error
+                        .get_or_insert(ServerError::Endpoint(EndpointError::WrongKind {
+                            endpoint: d.as_ref().to_string(),
+                            expected: "a stream endpoint (a datagram one needs listen_datagram)",
+                        }));
+                    return self;
+                }
                 Ok(e) => endpoints.push(e),
                 Err(e) => {
                     self.error.get_or_insert(ServerError::Endpoint(e));
@@ -190,6 +236,58 @@ impl ServerBuilder {
                 }),
             });
         }
+        self
+    }
+
+    /// Serves datagrams on the endpoints `descs` (`udp:`, `udp6:`, `unixgram:`; see
+    /// [`crate::endpoints`]) with a protocol built by `build`, called with the
+    /// shard index once per endpoint on every shard that has a socket for it
+    /// (every shard for UDP, shard 0 for UNIX datagrams): Twisted's `listenUDP` /
+    /// `listenUNIXDatagram`, on every core. See [`crate::datagram`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use weft::datagram::{DatagramAddress, DatagramProtocol, DatagramTransport};
+    /// struct Echo;
+    /// impl DatagramProtocol for Echo {
+    ///     fn datagram_received(&mut self, d: &[u8], a: &DatagramAddress, t: &mut DatagramTransport) {
+    ///         let _ = t.write(d, a);
+    ///     }
+    /// }
+    /// let server = weft::Server::builder()
+    ///     .listen_datagram(&["udp:9999:interface=127.0.0.1"], |_shard| Echo)
+    ///     .start()
+    ///     .unwrap();
+    /// println!("{:?}", server.udp_addr());
+    /// ```
+    pub fn listen_datagram<P, B, S>(mut self, descs: &[S], build: B) -> Self
+    where
+        P: DatagramProtocol,
+        B: Fn(usize) -> P + Send + Sync + 'static,
+        S: AsRef<str>,
+    {
+        let mut endpoints = Vec::new();
+        for d in descs {
+            match d.as_ref().parse::<ServerEndpoint>() {
+                Ok(e) if e.is_datagram() => endpoints.push(e),
+                Ok(_) => {
+                    self.error
+                        .get_or_insert(ServerError::Endpoint(EndpointError::WrongKind {
+                            endpoint: d.as_ref().to_string(),
+                            expected: "a datagram endpoint (udp:, udp6: or unixgram:)",
+                        }));
+                    return self;
+                }
+                Err(e) => {
+                    self.error.get_or_insert(ServerError::Endpoint(e));
+                    return self;
+                }
+            }
+        }
+        self.services.push(Service {
+            endpoints,
+            installer: Arc::new(DatagramService { build }),
+        });
         self
     }
 

@@ -32,7 +32,18 @@ impl ServerHandle {
 
     /// Returns the first TCP endpoint's address.
     pub fn tcp_addr(&self) -> Option<SocketAddr> {
-        self.addresses.iter().find_map(Address::socket_addr)
+        self.addresses.iter().find_map(|a| match a {
+            Address::Tcp(a) => Some(*a),
+            _ => None,
+        })
+    }
+
+    /// Returns the first UDP endpoint's address.
+    pub fn udp_addr(&self) -> Option<SocketAddr> {
+        self.addresses.iter().find_map(|a| match a {
+            Address::Udp(a) => Some(*a),
+            _ => None,
+        })
     }
 
     /// Returns a handle that stops the server from any thread.

@@ -9,6 +9,9 @@
 //! connection to the shards in turn (round-robin) through a channel and the
 //! receiving shard's doorbell; that shard serves it on its own ring.
 //!
+//! UDP: like TCP, one socket per shard in a `SO_REUSEPORT` group, not listening.
+//! UNIX datagrams: one socket, bound here, served by shard 0.
+//!
 //! Accept errors: `EMFILE`, `ENFILE`, `ENOBUFS` and `ENOMEM` (out of descriptors or
 //! memory) make the shard log once and back off (10 ms doubling to 1 s) instead of
 //! spinning; the queued connection stays in the backlog and is accepted when
@@ -40,6 +43,14 @@ pub(crate) enum Bound {
         mode: u32,
         backlog: u32,
         route: usize,
+    },
+    /// A datagram endpoint: this shard's bound socket (`None`: another shard
+    /// serves it, as for `unixgram:` on every shard but 0).
+    Datagram {
+        sock: Option<Socket>,
+        max_packet_size: usize,
+        /// The socket file to remove at stop (`unixgram:`).
+        unlink: Option<PathBuf>,
     },
 }
 
@@ -88,6 +99,46 @@ pub(crate) fn bind(
                 .collect();
             Ok((parts, Address::Unix(Some(path.clone()))))
         }
+        ServerEndpoint::Udp {
+            port,
+            interface,
+            max_packet_size,
+        } => {
+            let mut addr = std::net::SocketAddr::new(*interface, *port);
+            let mut parts = Vec::with_capacity(shards);
+            for _ in 0..shards {
+                let s = udp_socket(addr).map_err(err)?;
+                if addr.port() == 0 {
+                    let local = s.local_addr().map_err(err)?;
+                    addr.set_port(local.as_socket().map(|a| a.port()).unwrap_or(0));
+                }
+                parts.push(Bound::Datagram {
+                    sock: Some(s),
+                    max_packet_size: *max_packet_size,
+                    unlink: None,
+                });
+            }
+            Ok((parts, Address::Udp(addr)))
+        }
+        ServerEndpoint::Unixgram {
+            path,
+            max_packet_size,
+        } => {
+            prepare_unixgram_path(path).map_err(err)?;
+            let s = Socket::new(Domain::UNIX, Type::DGRAM.cloexec(), None).map_err(err)?;
+            s.bind(&SockAddr::unix(path).map_err(err)?).map_err(err)?;
+            let mut parts = vec![Bound::Datagram {
+                sock: Some(s),
+                max_packet_size: *max_packet_size,
+                unlink: Some(path.clone()),
+            }];
+            parts.extend((1..shards).map(|_| Bound::Datagram {
+                sock: None,
+                max_packet_size: *max_packet_size,
+                unlink: None,
+            }));
+            Ok((parts, Address::Unixgram(path.clone())))
+        }
         ServerEndpoint::Systemd { domain, socket } => {
             if *domain == crate::endpoints::SystemdDomain::Unix {
                 return Err(err(io::Error::new(
@@ -129,6 +180,40 @@ fn next_route() -> usize {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A UDP socket of a shard: in the port's SO_REUSEPORT group, so every shard
+/// binds the same port and the kernel spreads flows over them.
+fn udp_socket(addr: std::net::SocketAddr) -> io::Result<Socket> {
+    let domain = if addr.is_ipv6() {
+        Domain::IPV6
+    } else {
+        Domain::IPV4
+    };
+    let s = Socket::new(domain, Type::DGRAM.cloexec(), Some(SockProtocol::UDP))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    // SO_REUSEPORT only: for UDP, SO_REUSEADDR would let any other socket with it
+    // share the port outside the group (and the port-group probe could not see it).
+    s.set_reuse_port(true)?;
+    s.bind(&SockAddr::from(addr))?;
+    Ok(s)
+}
+
+/// Removes a stale UNIX datagram socket file; refuses a path that is not a socket.
+/// (A datagram socket has no listener to probe: a live one is replaced too, as
+/// Twisted's `listenUNIXDatagram` would fail instead; weft's port-group check
+/// refuses the same path twice in one process.)
+fn prepare_unixgram_path(path: &Path) -> io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path),
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "the path exists and is not a socket",
+        )),
+        Err(_) => Ok(()),
+    }
 }
 
 fn tcp_socket(addr: std::net::SocketAddr, backlog: u32) -> io::Result<Socket> {

@@ -9,7 +9,8 @@
 //!   │    turn: completions from the ring (ring/) ─► accepts (accept.rs),
 //!   │          receives and sends (connection.rs ◄─► the connection machine,
 //!   │          crate::connection) ─► timers ─► tasks (tasks.rs) ─► mesh inbox
-//!   │          (inbox.rs) ─► connections to service ─► one io_uring_enter that
+//!   │          (inbox.rs) ─► connections to service ─► datagram ports' sends
+//!   │          (datagram.rs) ─► one io_uring_enter that
 //!   │          submits the turn's SQEs and, when idle, sleeps until a completion,
 //!   │          the doorbell (doorbell.rs) or the next timer
 //!   └─ returns once every shard listens                handle.rs, stop.rs, stats.rs
@@ -25,6 +26,7 @@ mod accept;
 mod builder;
 mod config;
 mod connection;
+mod datagram;
 pub(crate) mod dial;
 mod doorbell;
 mod handle;

@@ -5,6 +5,7 @@
 //!     completions ─► accepts, receives (→ data_received), sends, polls, doorbell
 //!     due timers (call_later), ready tasks (spawn_local), mesh inbox, UNIX hand-offs
 //!     connections on the service list ─► flow control, ends, sends, receives
+//!     datagram ports' writes of the turn ─► one SendMsg each (datagram.rs)
 //!     the shard's output budget
 //!     work left (tasks, service list, completions, a due timer)?
 //!        yes ─► submit this turn's SQEs, go round
@@ -45,6 +46,7 @@ use crate::runtime::accept::{Acceptor, Listener};
 use crate::runtime::builder::{OnShard, ServiceInstaller};
 use crate::runtime::config::{Config, MESH_BATCH, TASK_BUDGET};
 use crate::runtime::connection::Entry;
+use crate::runtime::datagram::Port;
 use crate::runtime::dial::Waiter;
 use crate::runtime::doorbell::Doorbell;
 use crate::runtime::inbox::Mailbox;
@@ -110,6 +112,8 @@ pub(crate) struct Shard {
     /// The pool ran dry at least once (logged once per shard).
     pub(crate) starved_logged: Cell<bool>,
     pub(crate) listeners: RefCell<Vec<Listener>>,
+    /// Datagram ports (`datagram.rs`), indexed as their ops and buffer pools.
+    pub(crate) datagrams: RefCell<Vec<Port>>,
     pub(crate) waiters: RefCell<Slab<Waiter>>,
     pub(crate) mailboxes: RefCell<Vec<Rc<dyn Mailbox>>>,
     pub(crate) handoff: Handoff,
@@ -163,6 +167,7 @@ pub(crate) fn run(mut init: ShardInit) -> Result<ShardSummary, String> {
         accepted: shard.stats.accepted(),
         bytes_in: shard.stats.bytes_in(),
         bytes_out: shard.stats.bytes_out(),
+        datagrams_in: shard.stats.datagrams_in(),
     };
     let r = shard.ring.borrow().counters;
     tracing::debug!(
@@ -215,6 +220,7 @@ impl Shard {
                 starved: RefCell::new(Vec::new()),
                 starved_logged: Cell::new(false),
                 listeners: RefCell::new(Vec::new()),
+                datagrams: RefCell::new(Vec::new()),
                 waiters: RefCell::new(Slab::new()),
                 mailboxes: RefCell::new(Vec::new()),
                 handoff: init.handoff.clone(),
@@ -265,6 +271,7 @@ impl Shard {
                 self.begin_shutdown();
             }
             self.service_all();
+            self.flush_datagrams();
             self.enforce_budget();
             self.publish(turn_start);
             if self.finished.get() {
@@ -286,7 +293,11 @@ impl Shard {
                 Some(Op::Accept(i)) => self.on_accept(i, c),
                 Some(Op::Doorbell) => self.ring.borrow_mut().arm_doorbell(self.bell.fd()),
                 Some(Op::Poll(id)) => self.on_poll(id, c.result),
-                Some(Op::PollCancel(_) | Op::AcceptCancel(_) | Op::CancelAll) => {}
+                Some(Op::DgramRecv(i)) => self.on_datagram(i, c),
+                Some(Op::DgramSend(i)) => self.on_datagram_sent(i, c.result),
+                Some(
+                    Op::PollCancel(_) | Op::AcceptCancel(_) | Op::CancelAll | Op::DgramCancel(_),
+                ) => {}
                 None => tracing::error!(shard = self.index, "a completion of unknown origin"),
             }
         }

@@ -44,6 +44,12 @@ pub struct ShardStats {
     pub(crate) timers_fired: AtomicU64,
     pub(crate) tasks_polled: AtomicU64,
     pub(crate) panics: AtomicU64,
+    pub(crate) datagrams_in: AtomicU64,
+    pub(crate) datagrams_out: AtomicU64,
+    pub(crate) datagrams_truncated: AtomicU64,
+    pub(crate) datagrams_dropped: AtomicU64,
+    pub(crate) datagram_errors: AtomicU64,
+    pub(crate) datagrams_gso: AtomicU64,
 }
 
 /// The upper bounds of the turn-duration histogram's buckets, in nanoseconds (a
@@ -185,6 +191,20 @@ impl ShardStats {
         tasks_polled,
         /// Returns the panics caught in user code (callbacks, timers, tasks, handlers).
         panics,
+        /// Returns the datagrams received by this shard's datagram ports.
+        datagrams_in,
+        /// Returns the datagrams the kernel took for sending.
+        datagrams_out,
+        /// Returns the datagrams cut to their port's `maxPacketSize`.
+        datagrams_truncated,
+        /// Returns the datagrams a protocol wrote while its port's outbox was full.
+        datagrams_dropped,
+        /// Returns the datagram receives and sends that failed (other than a
+        /// refusal reported to `connection_refused`).
+        datagram_errors,
+        /// Returns the datagrams sent as segments of a GSO send (counted in
+        /// `datagrams_out` too).
+        datagrams_gso,
     }
 }
 
@@ -199,6 +219,8 @@ pub struct ShardSummary {
     pub bytes_in: u64,
     /// Bytes sent to peers.
     pub bytes_out: u64,
+    /// Datagrams received by its datagram ports.
+    pub datagrams_in: u64,
 }
 
 impl fmt::Display for ShardSummary {
@@ -207,6 +229,10 @@ impl fmt::Display for ShardSummary {
             f,
             "shard {}: {} connections accepted, {} bytes in, {} bytes out",
             self.shard, self.accepted, self.bytes_in, self.bytes_out
-        )
+        )?;
+        if self.datagrams_in > 0 {
+            write!(f, ", {} datagrams in", self.datagrams_in)?;
+        }
+        Ok(())
     }
 }

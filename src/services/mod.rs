@@ -2,6 +2,7 @@
 //! `twisted.protocols.policies`), usable from the library as well.
 
 pub mod chat;
+pub mod datagram_wire;
 pub mod finger;
 pub mod framed;
 pub mod limits;

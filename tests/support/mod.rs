@@ -130,6 +130,16 @@ impl WeftProcess {
         a.parse().expect("socket address")
     }
 
+    /// The first UDP address it listens on.
+    pub fn udp_addr(&self) -> SocketAddr {
+        let a = self
+            .addrs
+            .iter()
+            .find_map(|a| a.strip_prefix("udp:"))
+            .expect("a udp endpoint");
+        a.parse().expect("socket address")
+    }
+
     /// Collects the output printed so far.
     pub fn drain_log(&mut self) {
         while let Ok(line) = self.stderr_rx.try_recv() {

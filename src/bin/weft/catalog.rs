@@ -268,7 +268,60 @@ impl ServiceSpec {
         shards: usize,
         policies: &Policies,
     ) -> Result<ListeningService, String> {
-        let listen = self.listen().to_vec();
+        let (datagram, listen): (Vec<String>, Vec<String>) =
+            self.listen().iter().cloned().partition(|e| is_datagram(e));
+        let stream = if listen.is_empty() {
+            None
+        } else {
+            Some(self.build_stream(name, shards, policies, &listen)?)
+        };
+        if datagram.is_empty() {
+            return stream.ok_or_else(|| "no endpoint to listen on".to_string());
+        }
+        let d = self.build_datagram(name, &datagram)?;
+        Ok(match stream {
+            Some(s) => s.and(d),
+            None => d,
+        })
+    }
+
+    /// The service's datagram form (RFCs 862 to 867 over UDP) on `listen`.
+    fn build_datagram(&self, name: &str, listen: &[String]) -> Result<ListeningService, String> {
+        use weft::services::datagram_wire as dw;
+        Ok(match self {
+            ServiceSpec::Echo(o) if o.framing == Framing::Raw => {
+                ListeningService::datagram(name, listen, |_| dw::Echo)
+            }
+            ServiceSpec::Echo(_) => {
+                return Err("--framing applies to stream endpoints only (udp: echoes each datagram whole)".into())
+            }
+            ServiceSpec::Discard(_) => ListeningService::datagram(name, listen, |_| dw::Discard),
+            ServiceSpec::Chargen(_) => {
+                ListeningService::datagram(name, listen, |_| dw::Chargen::default())
+            }
+            ServiceSpec::Daytime(_) => ListeningService::datagram(name, listen, |_| dw::Daytime),
+            ServiceSpec::Qotd(o) => {
+                let quote = o.quote.clone();
+                ListeningService::datagram(name, listen, move |_| dw::Qotd::new(&quote))
+            }
+            other => {
+                return Err(format!(
+                    "{} has no datagram form: udp:, udp6: and unixgram: serve echo, discard, chargen, daytime and qotd",
+                    other.kind()
+                ))
+            }
+        })
+    }
+
+    /// The service on its stream endpoints `listen`.
+    fn build_stream(
+        &self,
+        name: &str,
+        shards: usize,
+        policies: &Policies,
+        listen: &[String],
+    ) -> Result<ListeningService, String> {
+        let listen = listen.to_vec();
         Ok(match self {
             ServiceSpec::Echo(o) if o.framing == Framing::Raw => {
                 if o.max_length.is_some() || o.delimiter.is_some() {
@@ -337,6 +390,13 @@ impl ServiceSpec {
             }
         })
     }
+}
+
+/// Tells whether `endpoint` carries datagrams (`udp:`, `udp6:`, `unixgram:`).
+fn is_datagram(endpoint: &str) -> bool {
+    endpoint
+        .parse::<weft::endpoints::ServerEndpoint>()
+        .is_ok_and(|e| e.is_datagram())
 }
 
 /// A listening service for `build`, behind the policies if they are active.

@@ -6,6 +6,9 @@
 //!   ├─ multishot accept per listener, multishot receive per connection into the
 //!   │  provided-buffer pool (bufs.rs), one send in flight per connection from its
 //!   │  output buffer, readiness polls for connects
+//!   ├─ per datagram port: a multishot RecvMsg into the port's own buffer pool
+//!   │  (sized for its datagrams), a SendMsg per datagram written
+//!   │  (../datagram.rs)
 //!   ├─ the doorbell: a read of the shard's eventfd, always armed (doorbell.rs)
 //!   └─ the shard's loop: `submit_and_wait` submits a turn's SQEs and sleeps until a
 //!      completion or the next timer, in one io_uring_enter
@@ -76,6 +79,9 @@ pub(crate) struct Ring {
     uring: IoUring,
     /// Freed by `Drop` only once nothing is in flight (else leaked).
     pool: ManuallyDrop<BufPool>,
+    /// One pool per datagram port of this shard, indexed as the port (its buffers
+    /// are sized for the port's datagrams); freed or leaked with `pool`.
+    dgram_pools: Vec<ManuallyDrop<BufPool>>,
     /// Requests pushed whose final CQE has not been reaped.
     in_flight: usize,
     /// Where the doorbell's eventfd read lands (8 bytes, stable address).
@@ -97,6 +103,7 @@ impl Ring {
         Ok(Ring {
             uring,
             pool: ManuallyDrop::new(pool),
+            dgram_pools: Vec::new(),
             in_flight: 0,
             bell_buf: Box::new(0),
             sends_queued: 0,
@@ -205,7 +212,10 @@ impl Ring {
             self.in_flight = self.in_flight.saturating_sub(1);
         }
         if c.buffer().is_some() {
-            self.pool.taken();
+            match c.op {
+                Some(Op::DgramRecv(i)) => self.dgram_pools[i].taken(),
+                _ => self.pool.taken(),
+            }
         }
         if c.result == -libc::ENOBUFS {
             self.counters.no_buffers += 1;
@@ -231,6 +241,40 @@ impl Ring {
     /// Returns buffer `bid` to the kernel.
     pub(crate) fn give_back(&mut self, bid: u16) {
         self.pool.give_back(bid);
+    }
+
+    /// Adds a datagram port's pool of `count` buffers of `size` bytes; returns its
+    /// index (the port's), which its receives carry in `Op::DgramRecv`.
+    ///
+    /// # Errors
+    /// The allocation or the registration failed.
+    pub(crate) fn add_datagram_pool(&mut self, count: usize, size: usize) -> io::Result<usize> {
+        let i = self.dgram_pools.len();
+        let bgid = u16::try_from(bufs::BGID as usize + 1 + i)
+            .map_err(|_| io::Error::other("too many datagram ports"))?;
+        let pool = BufPool::with_shape(&self.uring, bgid, count, size)?;
+        self.dgram_pools.push(ManuallyDrop::new(pool));
+        Ok(i)
+    }
+
+    /// Returns datagram pool `i`'s buffer group id and buffer size.
+    pub(crate) fn datagram_pool_shape(&self, i: usize) -> (u16, usize) {
+        (
+            self.dgram_pools[i].bgid(),
+            self.dgram_pools[i].buffer_size(),
+        )
+    }
+
+    /// The address of the first `len` bytes of datagram pool `i`'s buffer `bid`;
+    /// valid and unchanged until the buffer is given back, as long as the ring lives.
+    pub(crate) fn datagram_bytes(&self, i: usize, bid: u16, len: usize) -> (*const u8, usize) {
+        let b = self.dgram_pools[i].bytes(bid, 0, len);
+        (b.as_ptr(), b.len())
+    }
+
+    /// Returns buffer `bid` to datagram pool `i`.
+    pub(crate) fn datagram_give_back(&mut self, i: usize, bid: u16) {
+        self.dgram_pools[i].give_back(bid);
     }
 
     /// Tells whether the pool has buffers on the ring.
@@ -291,7 +335,10 @@ impl Drop for Ring {
             self.enter(1, Some(Duration::from_millis(10)));
             while let Some(c) = self.next() {
                 if let Some(b) = c.buffer() {
-                    self.pool.give_back(b);
+                    match c.op {
+                        Some(Op::DgramRecv(i)) => self.dgram_pools[i].give_back(b),
+                        _ => self.pool.give_back(b),
+                    }
                 }
             }
         }
@@ -300,6 +347,12 @@ impl Drop for Ring {
             // SAFETY: nothing is in flight, so the kernel no longer writes into the
             // pool; dropped exactly once.
             unsafe { ManuallyDrop::drop(&mut self.pool) };
+            for p in &mut self.dgram_pools {
+                let _ = self.uring.submitter().unregister_buf_ring(p.bgid());
+                // SAFETY: as for `pool` just above: nothing is in flight, and each
+                // datagram pool is dropped exactly once, here.
+                unsafe { ManuallyDrop::drop(p) };
+            }
         } else {
             tracing::error!(
                 "{} io_uring requests still in flight at shard end; leaking the receive buffers",

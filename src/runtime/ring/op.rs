@@ -1,7 +1,7 @@
 //! What each request on a shard's ring is for: the `user_data` of its SQE.
 //!
-//! The low byte is the kind, the rest an index: a connection's slot, a listener, or
-//! a waiter. A connection's slot is reused only after the CQE of every request it
+//! The low byte is the kind, the rest an index: a connection's slot, a listener, a
+//! waiter, or a datagram port. A connection's slot is reused only after the CQE of every request it
 //! submitted (see `slot.rs`), so a completion can never reach the wrong connection.
 
 /// A request's purpose, decoded from its `user_data`.
@@ -25,6 +25,13 @@ pub(crate) enum Op {
     PollCancel(usize),
     /// A cancellation of everything in flight (the ring's end).
     CancelAll,
+    /// A datagram port's multishot receive (the index is the port's, and its
+    /// buffer pool's, on this shard).
+    DgramRecv(usize),
+    /// One of a datagram port's sends.
+    DgramSend(usize),
+    /// A cancellation of a datagram port's receive.
+    DgramCancel(usize),
 }
 
 const RECV: u64 = 1;
@@ -36,6 +43,9 @@ const DOORBELL: u64 = 6;
 const POLL: u64 = 7;
 const POLL_CANCEL: u64 = 8;
 const CANCEL_ALL: u64 = 9;
+const DGRAM_RECV: u64 = 10;
+const DGRAM_SEND: u64 = 11;
+const DGRAM_CANCEL: u64 = 12;
 
 impl Op {
     pub(crate) fn encode(self) -> u64 {
@@ -49,6 +59,9 @@ impl Op {
             Op::Poll(i) => (POLL, i),
             Op::PollCancel(i) => (POLL_CANCEL, i),
             Op::CancelAll => (CANCEL_ALL, 0),
+            Op::DgramRecv(i) => (DGRAM_RECV, i),
+            Op::DgramSend(i) => (DGRAM_SEND, i),
+            Op::DgramCancel(i) => (DGRAM_CANCEL, i),
         };
         ((index as u64) << 8) | kind
     }
@@ -65,6 +78,9 @@ impl Op {
             POLL => Op::Poll(i),
             POLL_CANCEL => Op::PollCancel(i),
             CANCEL_ALL => Op::CancelAll,
+            DGRAM_RECV => Op::DgramRecv(i),
+            DGRAM_SEND => Op::DgramSend(i),
+            DGRAM_CANCEL => Op::DgramCancel(i),
             _ => return None,
         })
     }
@@ -86,6 +102,9 @@ mod tests {
             Op::Poll(12),
             Op::PollCancel(12),
             Op::CancelAll,
+            Op::DgramRecv(2),
+            Op::DgramSend(2),
+            Op::DgramCancel(2),
         ] {
             assert_eq!(Op::decode(op.encode()), Some(op));
         }
