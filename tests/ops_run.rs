@@ -246,3 +246,30 @@ fn the_command_line_wins_over_the_environment_which_wins_over_the_file() {
         "the command line over the environment"
     );
 }
+
+#[test]
+fn connection_events_are_logged_at_debug_with_the_shard_and_the_peer() {
+    let mut p = WeftProcess::start_with(
+        "RUST_LOG=weft=debug",
+        &["serve", "echo", "tcp:0:interface=127.0.0.1", "--cores", "1"],
+    );
+    let mut c = connect(p.tcp_addr());
+    assert_eq!(round_trip(&mut c, b"hello"), b"hello");
+    let local = c.local_addr().unwrap().to_string();
+    drop(c);
+    assert!(
+        p.wait_for_log("connection lost", Duration::from_secs(20)),
+        "{:?}",
+        p.log
+    );
+    let about_it: Vec<&String> = p.log.iter().filter(|l| l.contains(&local)).collect();
+    for needle in ["connection made", "connection lost"] {
+        let line = about_it
+            .iter()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} line naming {local}: {:?}", p.log));
+        assert!(line.contains("DEBUG") && line.contains("shard=0"), "{line}");
+    }
+    let (code, _) = p.terminate();
+    assert_eq!(code, 0);
+}

@@ -12,6 +12,7 @@ use std::cell::RefCell;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::rc::{Rc, Weak};
+use std::time::Instant;
 
 use io_uring::opcode;
 use io_uring::types::Fd;
@@ -20,6 +21,7 @@ use socket2::{SockRef, Socket};
 use crate::address::Address;
 use crate::factory::Factory;
 use crate::runtime::listener::{self, AcceptFailure, Backoff, Bound};
+use crate::runtime::log_limit::Verdict;
 use crate::runtime::ring::op::Op;
 use crate::runtime::ring::Completion;
 use crate::runtime::shard::{guarded, Shard};
@@ -51,7 +53,17 @@ impl<F: Factory> Acceptor for FactoryAcceptor<F> {
             Ok(Some(p)) => shard.adopt(sock, p, peer, host),
             Ok(None) => {
                 ShardStats::add(&shard.stats.refused, 1);
-                tracing::debug!(shard = shard.index, %peer, "connection refused by the factory");
+                if let Verdict::Log { suppressed } = shard.refusals_log.check(Instant::now()) {
+                    if suppressed > 0 {
+                        tracing::info!(
+                            shard = shard.index,
+                            %peer,
+                            "connection refused by the factory ({suppressed} more refusals not logged)"
+                        );
+                    } else {
+                        tracing::info!(shard = shard.index, %peer, "connection refused by the factory");
+                    }
+                }
             }
             Err(msg) => {
                 ShardStats::add(&shard.stats.refused, 1);

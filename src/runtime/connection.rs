@@ -21,6 +21,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::rc::Rc;
+use std::time::Instant;
 
 use io_uring::opcode;
 use io_uring::types::Fd;
@@ -30,6 +31,7 @@ use crate::address::Address;
 use crate::connection::machine::{Close, EofAction, Flow};
 use crate::protocol::Protocol;
 use crate::reason::Reason;
+use crate::runtime::log_limit::Verdict;
 use crate::runtime::ring::bufs::BUF_SIZE;
 use crate::runtime::ring::op::Op;
 use crate::runtime::ring::slot::{ReadEnd, Sent, Slot};
@@ -119,6 +121,7 @@ impl Shard {
         peer: Address,
         host: Address,
     ) {
+        tracing::debug!(shard = self.index, %peer, "connection made");
         let id = {
             let mut conns = self.conns.borrow_mut();
             let id = conns.vacant_key();
@@ -536,13 +539,27 @@ impl Shard {
         self.stats.closed(&reason);
         if let Some(d) = driver {
             match &reason {
-                Reason::ConnectionDone | Reason::Shutdown { drained: true } => {
-                    tracing::trace!(shard = self.index, peer = %d.peer(), "{reason}")
+                Reason::ConnectionDone | Reason::Shutdown { .. } | Reason::ConnectionLost(_) => {
+                    tracing::debug!(shard = self.index, peer = %d.peer(), "connection lost: {reason}")
                 }
-                Reason::OutputLimitExceeded { .. } => {
-                    tracing::warn!(shard = self.index, peer = %d.peer(), "aborting connection: {reason}")
+                Reason::ConnectionAborted
+                | Reason::OutputLimitExceeded { .. }
+                | Reason::ProtocolFailure(_) => {
+                    // One line per abort, thinned under a flood (the counters keep all).
+                    if let Verdict::Log { suppressed } = self.aborts_log.check(Instant::now()) {
+                        let more = if suppressed > 0 {
+                            format!(" ({suppressed} more ended connections not logged)")
+                        } else {
+                            String::new()
+                        };
+                        let peer = d.peer();
+                        if matches!(reason, Reason::ConnectionAborted) {
+                            tracing::info!(shard = self.index, %peer, "connection ended: {reason}{more}");
+                        } else {
+                            tracing::warn!(shard = self.index, %peer, "connection ended: {reason}{more}");
+                        }
+                    }
                 }
-                _ => tracing::debug!(shard = self.index, peer = %d.peer(), "{reason}"),
             }
             if let Err(msg) = d.connection_lost(reason) {
                 self.report_panic("connection_lost", &msg);
@@ -586,10 +603,12 @@ impl Shard {
                 return;
             }
             ShardStats::add(&self.stats.budget_aborts, 1);
-            tracing::warn!(
-                shard = self.index,
-                "the shard's output budget ({budget} bytes) is spent: aborting the connection holding the most ({buffered} bytes)"
-            );
+            if let Verdict::Log { .. } = self.aborts_log.check(Instant::now()) {
+                tracing::warn!(
+                    shard = self.index,
+                    "the shard's output budget ({budget} bytes) is spent: aborting the connection holding the most ({buffered} bytes)"
+                );
+            }
             {
                 let conns = self.conns.borrow();
                 let e = &conns[id];

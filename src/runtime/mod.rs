@@ -32,6 +32,7 @@ mod doorbell;
 mod handle;
 pub(crate) mod inbox;
 mod listener;
+mod log_limit;
 mod probe;
 mod ring;
 pub(crate) mod shard;

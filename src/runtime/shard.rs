@@ -51,6 +51,7 @@ use crate::runtime::dial::Waiter;
 use crate::runtime::doorbell::Doorbell;
 use crate::runtime::inbox::Mailbox;
 use crate::runtime::listener::{Bound, Handoff};
+use crate::runtime::log_limit::LogLimit;
 use crate::runtime::ring::op::Op;
 use crate::runtime::ring::Ring;
 use crate::runtime::tasks::Tasks;
@@ -111,6 +112,9 @@ pub(crate) struct Shard {
     pub(crate) starved: RefCell<Vec<usize>>,
     /// The pool ran dry at least once (logged once per shard).
     pub(crate) starved_logged: Cell<bool>,
+    /// Log budgets for lines a flood of peers could multiply.
+    pub(crate) refusals_log: LogLimit,
+    pub(crate) aborts_log: LogLimit,
     pub(crate) listeners: RefCell<Vec<Listener>>,
     /// Datagram ports (`datagram.rs`), indexed as their ops and buffer pools.
     pub(crate) datagrams: RefCell<Vec<Port>>,
@@ -219,6 +223,8 @@ impl Shard {
                 drained: Cell::new(None),
                 starved: RefCell::new(Vec::new()),
                 starved_logged: Cell::new(false),
+                refusals_log: LogLimit::new(),
+                aborts_log: LogLimit::new(),
                 listeners: RefCell::new(Vec::new()),
                 datagrams: RefCell::new(Vec::new()),
                 waiters: RefCell::new(Slab::new()),
