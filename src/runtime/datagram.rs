@@ -11,7 +11,8 @@
 //!   │          ─► the buffer goes straight back to the ring
 //!   └─ sends: the transport's outbox fills during the turn; at the turn's end it
 //!      is swapped with the empty `flying` outbox and each datagram becomes one
-//!      Op::DgramSend(i) SendMsg whose msghdr and iovec live in `msgs`/`iovs`;
+//!      Op::DgramSend(i) a SEND with its destination (one datagram) or a SendMsg
+//!                       (a GSO run) whose msghdr and iovec live in `msgs`/`iovs`;
 //!      nothing of `flying` is touched until its last send's CQE, then it is
 //!      cleared (capacity kept) and the next batch may go
 //! ```
@@ -515,10 +516,23 @@ impl Shard {
                 p.msgs.push(m);
             }
             let fd = p.socket.as_raw_fd();
-            for (k, m) in p.msgs.iter().enumerate() {
-                let sqe = opcode::SendMsg::new(Fd(fd), m)
+            for (k, (m, g)) in p.msgs.iter().zip(&p.groups).enumerate() {
+                // A lone datagram goes as a `sendto`-style SEND (Linux 6.0): the
+                // kernel then copies no msghdr in. A GSO run needs its control
+                // message, so a SENDMSG.
+                let sqe = if g.count == 1 {
+                    opcode::Send::new(
+                        Fd(fd),
+                        p.iovs[k].iov_base as *const u8,
+                        p.iovs[k].iov_len as u32,
+                    )
+                    .dest_addr(m.msg_name as *const libc::sockaddr)
+                    .dest_addr_len(m.msg_namelen)
                     .build()
-                    .user_data(Op::DgramSend(send_tag(p.index, k)).encode());
+                } else {
+                    opcode::SendMsg::new(Fd(fd), m).build()
+                }
+                .user_data(Op::DgramSend(send_tag(p.index, k)).encode());
                 // SAFETY: the msghdr, its iovec, control and address, and the bytes
                 // they name all live in `p.msgs`, `p.iovs`, `p.ctrl` and `p.flying`,
                 // which are not touched until this batch's last send completes
