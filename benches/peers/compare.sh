@@ -20,6 +20,8 @@
 #        OUT (directory for the JSON reports, default a temporary one), CARGO_TARGET_DIR,
 #        ONLY_CASES / ONLY_SERVERS (space-separated names, e.g. "pp64-c16 pp64-c256" and
 #        "weft tokio uring-c": more rounds of the cells that matter in the same time;
+#        ONLY_SERVERS may also name weft-metrics, weft with its Prometheus exporter on,
+#        which is not run by default;
 #        ONLY_CASES may also name line64-c16, the line-framed case, which is not run
 #        by default)
 # The weft column is skipped, with a message, when the weft binary is missing or does not
@@ -97,6 +99,9 @@ else
     log "python3 cannot import twisted: no Twisted column"
 fi
 if [[ -n "${ONLY_SERVERS:-}" ]]; then
+    # weft-metrics (weft with --metrics on, to measure what the exporter costs) is a
+    # column only when asked for by name.
+    [[ -n "$WEFT" && -x "$WEFT" ]] && SERVERS+=(weft-metrics)
     kept=()
     for s in "${SERVERS[@]}"; do [[ " $ONLY_SERVERS " == *" $s "* ]] && kept+=("$s"); done
     SERVERS=("${kept[@]}")
@@ -136,6 +141,12 @@ start_server() {
             [[ $framing != raw ]] && extra=(--framing "$framing")
             taskset -c "$SERVER_CPU" "$WEFT" serve echo "tcp:$port:interface=127.0.0.1" --cores 1 "${extra[@]}" \
                 >"$OUT/$name-$port.log" 2>&1 &
+            ;;
+        weft-metrics)
+            local extra=()
+            [[ $framing != raw ]] && extra=(--framing "$framing")
+            taskset -c "$SERVER_CPU" "$WEFT" serve echo "tcp:$port:interface=127.0.0.1" --cores 1 "${extra[@]}" \
+                --metrics "tcp:0:interface=127.0.0.1" >"$OUT/$name-$port.log" 2>&1 &
             ;;
         uring-c) taskset -c "$SERVER_CPU" "$URING" "$port" >"$OUT/$name-$port.log" 2>&1 & ;;
         glommio) taskset -c "$SERVER_CPU" "$GLOMMIO" "$port" "$SERVER_CPU" >"$OUT/$name-$port.log" 2>&1 & ;;
