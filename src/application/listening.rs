@@ -29,14 +29,21 @@ impl ListeningService {
         B: Fn(usize) -> F + Send + Sync + 'static,
         S: AsRef<str>,
     {
+        Self::with(name, endpoints, move |b, descs| b.listen_all(descs, build))
+    }
+
+    /// A service on `endpoints` whose installation is `install(builder, endpoints)`.
+    fn with<S: AsRef<str>>(
+        name: &str,
+        endpoints: &[S],
+        install: impl FnOnce(ServerBuilder, &[String]) -> ServerBuilder + Send + 'static,
+    ) -> Self {
         let endpoints: Vec<String> = endpoints.iter().map(|e| e.as_ref().to_string()).collect();
         let descs = endpoints.clone();
         ListeningService {
             name: name.to_string(),
             endpoints,
-            install: Some(Box::new(move |b: ServerBuilder| {
-                b.listen_all(&descs, build)
-            })),
+            install: Some(Box::new(move |b: ServerBuilder| install(b, &descs))),
         }
     }
 
@@ -49,15 +56,9 @@ impl ListeningService {
         B: Fn(usize) -> P + Send + Sync + 'static,
         S: AsRef<str>,
     {
-        let endpoints: Vec<String> = endpoints.iter().map(|e| e.as_ref().to_string()).collect();
-        let descs = endpoints.clone();
-        ListeningService {
-            name: name.to_string(),
-            endpoints,
-            install: Some(Box::new(move |b: ServerBuilder| {
-                b.listen_datagram(&descs, build)
-            })),
-        }
+        Self::with(name, endpoints, move |b, descs| {
+            b.listen_datagram(descs, build)
+        })
     }
 
     /// Adds `other`'s endpoints to this service (one service with both stream and
