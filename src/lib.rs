@@ -58,7 +58,7 @@
 //! | Deferred | [`Reactor::spawn_local`] + [`TransportHandle`] |
 //! | `serverFromString` | [`endpoints::ServerEndpoint`] |
 //! | `listenSSL`, `TLSMemoryBIOFactory`, `negotiatedProtocol` | `ssl:` endpoints, [`tls::TlsServerFactory`], [`Transport::tls`] |
-//! | `haproxy:` endpoints, `HAProxyWrappingFactory` | [`haproxy::HaproxyServerFactory`] (through `ListeningService` and `weft serve`) |
+//! | `haproxy:` endpoints, `HAProxyWrappingFactory` | [`haproxy::HaproxyServerFactory`] (through `ServerBuilder::listen`, `ListeningService` and `weft serve`) |
 //! | `StringTransport`, `Clock`, `iosim` | [`testing`] |
 //!
 //! The deliberate differences are listed in `docs/twisted.md`.
