@@ -196,27 +196,38 @@ impl FromStr for ServerEndpoint {
                 lockfile,
             });
         }
-        let port = f.get("port").ok_or(EndpointError::MissingField {
-            kind,
-            field: "port",
-        })?;
-        let port = parse_num("port", port, "a port number from 0 to 65535")?;
-        let interface = match f.get("interface") {
-            Some(i) if kind == "tcp" => IpAddr::V4(parse_num(
-                "interface",
-                i,
-                "an IPv4 address such as 127.0.0.1",
-            )?),
-            Some(i) => IpAddr::V6(parse_num("interface", i, "an IPv6 address such as ::1")?),
-            None if kind == "tcp" => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            None => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-        };
+        let (port, interface) = port_and_interface(kind, kind == "tcp", &f)?;
         Ok(ServerEndpoint::Tcp {
             port,
             interface,
             backlog,
         })
     }
+}
+
+/// The `port` and `interface` fields of an IP endpoint (`v4`: `tcp`/`udp`, else the
+/// IPv6 kinds); the interface defaults to the unspecified address.
+fn port_and_interface(
+    kind: &'static str,
+    v4: bool,
+    f: &BTreeMap<&'static str, String>,
+) -> Result<(u16, IpAddr), EndpointError> {
+    let port = f.get("port").ok_or(EndpointError::MissingField {
+        kind,
+        field: "port",
+    })?;
+    let port = parse_num("port", port, "a port number from 0 to 65535")?;
+    let interface = match f.get("interface") {
+        Some(i) if v4 => IpAddr::V4(parse_num(
+            "interface",
+            i,
+            "an IPv4 address such as 127.0.0.1",
+        )?),
+        Some(i) => IpAddr::V6(parse_num("interface", i, "an IPv6 address such as ::1")?),
+        None if v4 => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        None => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    };
+    Ok((port, interface))
 }
 
 /// The datagram endpoints' fields, collected by `fields`.
@@ -249,21 +260,7 @@ fn parse_datagram(
             max_packet_size,
         });
     }
-    let port = f.get("port").ok_or(EndpointError::MissingField {
-        kind,
-        field: "port",
-    })?;
-    let port = parse_num("port", port, "a port number from 0 to 65535")?;
-    let interface = match f.get("interface") {
-        Some(i) if kind == "udp" => IpAddr::V4(parse_num(
-            "interface",
-            i,
-            "an IPv4 address such as 127.0.0.1",
-        )?),
-        Some(i) => IpAddr::V6(parse_num("interface", i, "an IPv6 address such as ::1")?),
-        None if kind == "udp" => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        None => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-    };
+    let (port, interface) = port_and_interface(kind, kind == "udp", f)?;
     Ok(ServerEndpoint::Udp {
         port,
         interface,
