@@ -35,7 +35,14 @@ pub(crate) fn find(hay: &[u8], delim: &[u8]) -> Result<usize, usize> {
             // Could be the start of a delimiter whose end has not arrived yet.
             return Err(c);
         }
-        if &hay[c..c + delim.len()] == delim {
+        // The first byte matched; compare the rest byte by byte. Delimiters are a
+        // few bytes long, and a slice comparison here is a call to libc's `memcmp`
+        // per candidate (7 % of a 1 KiB chunk's instructions in the line benchmark).
+        if hay[c + 1..c + delim.len()]
+            .iter()
+            .zip(&delim[1..])
+            .all(|(h, d)| h == d)
+        {
             return Ok(c);
         }
         from = c + 1;
