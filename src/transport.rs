@@ -309,6 +309,13 @@ impl Transport {
         self.tls.as_deref()
     }
 
+    /// Holds the producer for a write-rate policy (see the connection machine):
+    /// returns `true` when the protocol was producing and must be told
+    /// `pause_producing` by the caller.
+    pub(crate) fn throttle_producer(&mut self) -> bool {
+        self.shared.machine.borrow_mut().throttle_producer()
+    }
+
     /// Returns a clonable handle for writing to this connection later, from a task
     /// spawned on the same shard (the Deferred pattern).
     pub fn handle(&self) -> TransportHandle {
@@ -383,5 +390,12 @@ impl TransportHandle {
     /// Returns the number of bytes written but not yet taken by the kernel.
     pub fn buffered(&self) -> usize {
         self.shared.buffered()
+    }
+
+    /// Ends a write-rate policy's hold on the producer and wakes the connection, so
+    /// that `resume_producing` comes once its output is empty.
+    pub(crate) fn release_producer(&self) {
+        self.shared.machine.borrow_mut().release_producer();
+        self.shared.wake();
     }
 }

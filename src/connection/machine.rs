@@ -23,6 +23,19 @@
 //! the cap. Reading resumes once the output is back to the low watermark;
 //! `resume_producing` comes when it is empty (Twisted resumes at empty too). Past
 //! the hard cap the connection ends with `OutputLimitExceeded`.
+//!
+//! A write-rate policy can also hold the producer (`throttle_producer`): the protocol
+//! is paused as above, but the empty output does not resume it until the policy
+//! releases it (`release_producer`), after which it resumes at empty as usual.
+//!
+//! ```text
+//!   Flowing ── over the high watermark ──► Paused ── output empty ──► Flowing
+//!      │                                     │          (ResumeProducing)
+//!      └──────── throttle_producer ─────► Throttled ◄── throttle_producer
+//!                                            │ release_producer
+//!                                            ▼
+//!                                          Paused
+//! ```
 
 use crate::reason::Reason;
 use crate::transport::OutputLimits;
@@ -77,11 +90,14 @@ pub(crate) enum Phase {
     Lost,
 }
 
-/// Whether the protocol was told to pause producing.
+/// Whether the protocol was told to pause producing, and what resumes it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Producer {
     Flowing,
+    /// Paused by the watermark: resumed once the output is empty.
     Paused,
+    /// Paused by a rate policy: not resumed until the policy releases it.
+    Throttled,
 }
 
 /// A flow-control event for the protocol.
@@ -282,6 +298,23 @@ impl Machine {
     /// `aborted()`).
     pub(crate) fn aborted(&self) -> bool {
         matches!(self.end, Some((_, Close::Reset)))
+    }
+
+    /// Holds the producer for a rate policy: the empty output no longer resumes it
+    /// until [`release_producer`](Self::release_producer). Returns `true` when the
+    /// protocol was producing and must now be told `pause_producing` (by the caller,
+    /// which is inside one of its callbacks).
+    pub(crate) fn throttle_producer(&mut self) -> bool {
+        let was = std::mem::replace(&mut self.producer, Producer::Throttled);
+        was == Producer::Flowing
+    }
+
+    /// Ends a policy's hold: the producer resumes once the output is empty, as
+    /// after a watermark pause. Nothing changes if it was not held.
+    pub(crate) fn release_producer(&mut self) {
+        if self.producer == Producer::Throttled {
+            self.producer = Producer::Paused;
+        }
     }
 
     /// Applies the cap and the watermarks to `buffered` (output the kernel has not
@@ -565,6 +598,41 @@ mod tests {
             "a peer that does not read stops being read"
         );
         assert_eq!(m.poll_flow(HIGH + 50, true), None, "paused once");
+    }
+
+    #[test]
+    fn throttled_producer_is_not_resumed_at_empty_until_released() {
+        let mut m = machine();
+        assert!(
+            m.throttle_producer(),
+            "a flowing producer must be told to pause"
+        );
+        assert_eq!(
+            m.poll_flow(0, false),
+            None,
+            "held: empty output does not resume"
+        );
+        assert_eq!(m.poll_flow(HIGH + 1, true), None, "already paused");
+        assert!(!m.throttle_producer(), "held twice is told once");
+        m.release_producer();
+        assert_eq!(m.poll_flow(LOW, false), None, "resumes at empty only");
+        assert_eq!(m.poll_flow(0, false), Some(Flow::ResumeProducing));
+        m.release_producer();
+        assert_eq!(
+            m.poll_flow(0, false),
+            None,
+            "a release without a hold is nothing"
+        );
+    }
+
+    #[test]
+    fn throttling_a_producer_paused_by_the_watermark_needs_no_second_pause() {
+        let mut m = machine();
+        assert_eq!(m.poll_flow(HIGH + 1, true), Some(Flow::PauseProducing));
+        assert!(!m.throttle_producer());
+        assert_eq!(m.poll_flow(0, false), None);
+        m.release_producer();
+        assert_eq!(m.poll_flow(0, false), Some(Flow::ResumeProducing));
     }
 
     #[test]

@@ -110,6 +110,9 @@ pub struct Admitted<P> {
     write: Option<RateLimit>,
     /// Set while reading is paused by a bucket, so that one pause has one resume.
     throttled: Rc<Cell<bool>>,
+    /// Set while the producer is held by a write bucket, so that one hold has one
+    /// release.
+    producer_held: Rc<Cell<bool>>,
     /// The settings, for the total rates, when one was set at admission.
     totals: Option<Arc<PolicySettings>>,
 }
@@ -149,6 +152,7 @@ impl<F: Factory> Factory for PolicyFactory<F> {
             read: None,
             write: None,
             throttled: Rc::new(Cell::new(false)),
+            producer_held: Rc::new(Cell::new(false)),
             totals: (s.total_read_rate().is_some() || s.total_write_rate().is_some())
                 .then(|| Arc::clone(s)),
         })))
@@ -179,16 +183,36 @@ impl<P: Protocol> Admitted<P> {
             }
             let now = t.reactor().seconds();
             if let Some(wait) = self.write.as_mut().and_then(|b| b.spend(written, now)) {
-                self.pause_for(t, wait);
+                self.hold_writes(t, wait);
             }
             if let Some(wait) = self
                 .totals
                 .as_ref()
                 .and_then(|s| s.spend_total_write(written))
             {
-                self.pause_for(t, wait);
+                self.hold_writes(t, wait);
             }
         }
+    }
+
+    /// Over a write rate: pauses the protocol as a producer until `wait` has passed
+    /// (Twisted's `throttleWrites`, which pauses the registered producer), so a pure
+    /// producer such as chargen slows down, and pauses reading, so a protocol that
+    /// writes in answer to reads (echo) slows down too. After `wait` the producer
+    /// is released and resumed once its output is empty, as after a watermark pause.
+    fn hold_writes(&mut self, t: &mut Transport, wait: std::time::Duration) {
+        if t.throttle_producer() {
+            self.inner.pause_producing(t);
+        }
+        if !self.producer_held.replace(true) {
+            let handle = t.handle();
+            let held = Rc::clone(&self.producer_held);
+            t.reactor().call_later(wait, move || {
+                held.set(false);
+                handle.release_producer();
+            });
+        }
+        self.pause_for(t, wait);
     }
 
     /// Pauses reading for `wait` (unless already paused by a bucket or by the
@@ -336,6 +360,52 @@ mod tests {
         assert!(ts.aborted(), "silent for 20 s with a 10 s timeout");
         assert!(!tc.aborted() && !tc.disconnecting());
         assert_eq!(f.shard.stats.timed_out(), 1);
+    }
+
+    #[test]
+    fn a_producer_over_the_write_rate_is_paused_and_resumed_only_after_the_wait() {
+        use crate::connection::machine::Flow;
+        use std::cell::RefCell;
+        /// Writes 1500 bytes at connection_made and records its flow calls.
+        struct Producer(Rc<RefCell<Vec<&'static str>>>);
+        impl Protocol for Producer {
+            fn connection_made(&mut self, t: &mut Transport) {
+                t.write(&[b'x'; 1500]);
+            }
+            fn data_received(&mut self, _: &[u8], _: &mut Transport) {}
+            fn pause_producing(&mut self, _: &mut Transport) {
+                self.0.borrow_mut().push("pause");
+            }
+        }
+        let calls = Rc::new(RefCell::new(Vec::new()));
+        let s = PolicySettings::default();
+        s.set_write_rate(Some(1000));
+        let c = Rc::clone(&calls);
+        let mut f = PolicyFactory::new(
+            SimpleFactory::new(move || Producer(Rc::clone(&c))),
+            Arc::new(s),
+            Arc::default(),
+            Arc::default(),
+        );
+        let mut p = f.build_protocol(&peer()).unwrap();
+        let mut t = StringTransport::new();
+        p.connection_made(&mut t);
+        assert_eq!(
+            *calls.borrow(),
+            ["pause"],
+            "500 bytes over one second's burst"
+        );
+        let flow = |t: &mut StringTransport| t.shared.machine.borrow_mut().poll_flow(0, false);
+        assert_eq!(flow(&mut t), None, "held although the output is empty");
+        t.clock().advance(Duration::from_millis(499));
+        assert_eq!(flow(&mut t), None);
+        t.clock().advance(Duration::from_millis(2));
+        assert_eq!(
+            flow(&mut t),
+            Some(Flow::ResumeProducing),
+            "released after 0.5 s"
+        );
+        assert_eq!(f.shard.stats.throttled(), 1);
     }
 
     #[test]
