@@ -20,7 +20,7 @@ pub enum SystemdDomain {
     Inet,
     /// IPv6 (`INET6`).
     Inet6,
-    /// UNIX-domain (`UNIX`); not served yet.
+    /// UNIX-domain (`UNIX`).
     Unix,
 }
 

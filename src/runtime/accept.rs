@@ -85,12 +85,14 @@ enum State {
 
 /// How accepted sockets are dispatched.
 enum Kind {
+    /// This shard's own TCP socket: shut down at stop, so that its share of the
+    /// port's SO_REUSEPORT group goes to the other processes at once.
     Tcp,
+    /// A duplicate of a socket systemd passed (TCP or UNIX), accepted on by every
+    /// shard: left listening at stop, since systemd keeps it for the next start.
+    Inherited,
     /// A UNIX listener (shard 0 only): connections go round the shards.
-    Unix {
-        route: usize,
-        path: PathBuf,
-    },
+    Unix { route: usize, path: PathBuf },
 }
 
 /// One listening socket of this shard.
@@ -135,6 +137,16 @@ impl Shard {
                         .map(Address::Tcp)
                         .unwrap_or(Address::Unix(None));
                     self.add_listener(sock, Kind::Tcp, host, Rc::clone(&acceptor));
+                }
+                Bound::Inherited(sock) => {
+                    let host = match sock.local_addr() {
+                        Ok(a) => match a.as_socket() {
+                            Some(a) => Address::Tcp(a),
+                            None => Address::Unix(a.as_pathname().map(|p| p.to_path_buf())),
+                        },
+                        Err(_) => Address::Unix(None),
+                    };
+                    self.add_listener(sock, Kind::Inherited, host, Rc::clone(&acceptor));
                 }
                 Bound::Datagram { .. } => {
                     return Err(
@@ -227,7 +239,7 @@ impl Shard {
             let l = &mut ls[i];
             l.backoff.reset();
             let route = match &l.kind {
-                Kind::Tcp => None,
+                Kind::Tcp | Kind::Inherited => None,
                 Kind::Unix { route, .. } => Some(*route),
             };
             (Rc::clone(&l.acceptor), l.host.clone(), route)
@@ -235,13 +247,20 @@ impl Shard {
         match route {
             None => {
                 let s = SockRef::from(&sock);
-                let Some(peer) = s.peer_addr().ok().and_then(|a| a.as_socket()) else {
+                let Ok(peer) = s.peer_addr() else {
                     return; // already gone
                 };
-                if self.config.nodelay {
-                    let _ = s.set_tcp_nodelay(true);
-                }
-                acceptor.accept(self, sock, Address::Tcp(peer), host);
+                let peer = match peer.as_socket() {
+                    Some(peer) => {
+                        if self.config.nodelay {
+                            let _ = s.set_tcp_nodelay(true);
+                        }
+                        Address::Tcp(peer)
+                    }
+                    // An inherited UNIX socket's peer (unnamed, as for `unix:`).
+                    None => Address::Unix(None),
+                };
+                acceptor.accept(self, sock, peer, host);
             }
             Some(route) => {
                 let target = self.next_unix_shard.get();
@@ -306,7 +325,8 @@ impl Shard {
 
     /// Stops accepting at once: a TCP listener is shut down (out of LISTEN, so its
     /// SO_REUSEPORT share goes to the other processes at once), a UNIX socket file
-    /// unlinked, and every accept in flight cancelled.
+    /// unlinked, an inherited socket left as systemd gave it, and every accept in
+    /// flight cancelled.
     pub(crate) fn stop_listening(&self) {
         let mut ls = self.listeners.borrow_mut();
         let mut ring = self.ring.borrow_mut();
@@ -315,6 +335,7 @@ impl Shard {
                 Kind::Tcp => {
                     let _ = l.sock.shutdown(std::net::Shutdown::Both);
                 }
+                Kind::Inherited => {}
                 Kind::Unix { path, .. } => {
                     let _ = std::fs::remove_file(path);
                 }

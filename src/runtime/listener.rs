@@ -9,6 +9,9 @@
 //! connection to the shards in turn (round-robin) through a channel and the
 //! receiving shard's doorbell; that shard serves it on its own ring.
 //!
+//! Inherited (`systemd:`): each shard accepts on its own duplicate of the socket
+//! systemd passed, TCP or UNIX alike, and serves what it accepts itself.
+//!
 //! UDP: like TCP, one socket per shard in a `SO_REUSEPORT` group, not listening.
 //! UNIX datagrams: one socket, bound here, served by shard 0.
 //!
@@ -30,13 +33,16 @@ use socket2::{Domain, Protocol as SockProtocol, SockAddr, Socket, Type};
 use crate::runtime::doorbell::Doorbell;
 
 use crate::address::Address;
-use crate::endpoints::ServerEndpoint;
+use crate::endpoints::{ServerEndpoint, SystemdDomain};
 use crate::runtime::ServerError;
 
 /// One shard's share of an endpoint.
 pub(crate) enum Bound {
     /// A bound, listening TCP socket of this shard's own.
     Tcp(Socket),
+    /// A duplicate of a listening stream socket systemd passed (TCP or UNIX):
+    /// every shard accepts on its own duplicate of the one socket.
+    Inherited(Socket),
     /// A UNIX endpoint: shard 0 binds and accepts (`route` names it in the hand-off).
     Unix {
         path: PathBuf,
@@ -140,12 +146,6 @@ pub(crate) fn bind(
             Ok((parts, Address::Unixgram(path.clone())))
         }
         ServerEndpoint::Systemd { domain, socket } => {
-            if *domain == crate::endpoints::SystemdDomain::Unix {
-                return Err(err(io::Error::new(
-                    io::ErrorKind::Unsupported,
-                    "inherited UNIX-domain sockets are not served yet",
-                )));
-            }
             let fd = socket.fd().map_err(err)?;
             // SAFETY: `fd` is a socket systemd passed to this process (LISTEN_PID is
             // ours, and it is below 3 + LISTEN_FDS); nothing closes it, and it is
@@ -158,20 +158,27 @@ pub(crate) fn bind(
                 s.set_nonblocking(false).map_err(err)?;
                 sockets.push(s);
             }
-            let addr = sockets[0]
-                .local_addr()
-                .map_err(err)?
-                .as_socket()
-                .ok_or_else(|| {
-                    err(io::Error::new(
+            let local = sockets[0].local_addr().map_err(err)?;
+            let addr = match (domain, local.as_socket()) {
+                (SystemdDomain::Inet, Some(a)) if a.is_ipv4() => Address::Tcp(a),
+                (SystemdDomain::Inet6, Some(a)) if a.is_ipv6() => Address::Tcp(a),
+                (SystemdDomain::Unix, None) if local.is_unix() => {
+                    Address::Unix(local.as_pathname().map(Path::to_path_buf))
+                }
+                _ => {
+                    return Err(err(io::Error::new(
                         io::ErrorKind::InvalidInput,
-                        "the inherited socket is not a TCP socket",
-                    ))
-                })?;
-            Ok((
-                sockets.into_iter().map(Bound::Tcp).collect(),
-                Address::Tcp(addr),
-            ))
+                        format!("the inherited socket is not a domain={domain} stream socket"),
+                    )))
+                }
+            };
+            if sockets[0].r#type().map_err(err)? != Type::STREAM {
+                return Err(err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "the inherited socket is not a stream socket",
+                )));
+            }
+            Ok((sockets.into_iter().map(Bound::Inherited).collect(), addr))
         }
     }
 }
