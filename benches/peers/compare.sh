@@ -21,7 +21,8 @@
 #        ONLY_CASES / ONLY_SERVERS (space-separated names, e.g. "pp64-c16 pp64-c256" and
 #        "weft tokio uring-c": more rounds of the cells that matter in the same time;
 #        ONLY_SERVERS may also name weft-metrics, weft with its Prometheus exporter on,
-#        which is not run by default;
+#        and weft-control, the weft server again (the noise floor between two columns
+#        of one server), which are not run by default;
 #        ONLY_CASES may also name line64-c16, the line-framed case, which is not run
 #        by default)
 # The weft column is skipped, with a message, when the weft binary is missing or does not
@@ -99,9 +100,10 @@ else
     log "python3 cannot import twisted: no Twisted column"
 fi
 if [[ -n "${ONLY_SERVERS:-}" ]]; then
-    # weft-metrics (weft with --metrics on, to measure what the exporter costs) is a
-    # column only when asked for by name.
-    [[ -n "$WEFT" && -x "$WEFT" ]] && SERVERS+=(weft-metrics)
+    # weft-metrics (weft with --metrics on, to measure what the exporter costs) and
+    # weft-control (the very same server as weft, a second time: the noise floor of
+    # a weft/weft-metrics comparison) are columns only when asked for by name.
+    [[ -n "$WEFT" && -x "$WEFT" ]] && SERVERS+=(weft-metrics weft-control)
     kept=()
     for s in "${SERVERS[@]}"; do [[ " $ONLY_SERVERS " == *" $s "* ]] && kept+=("$s"); done
     SERVERS=("${kept[@]}")
@@ -136,7 +138,7 @@ trap stop_server EXIT
 start_server() {
     local name=$1 port=$2 framing=$3
     case $name in
-        weft)
+        weft | weft-control)
             local extra=()
             [[ $framing != raw ]] && extra=(--framing "$framing")
             taskset -c "$SERVER_CPU" "$WEFT" serve echo "tcp:$port:interface=127.0.0.1" --cores 1 "${extra[@]}" \
