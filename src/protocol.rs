@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! connection_made ──► (data_received | pause_producing | resume_producing |
-//!                      read_connection_lost)* ──► connection_lost (exactly once, last)
+//!                      read_connection_lost | server_stopping)*
+//!                 ──► connection_lost (exactly once, last)
 //! ```
 //!
 //! Callbacks are synchronous on purpose (Twisted's rule, reference A11): nothing a
@@ -79,6 +80,23 @@ pub trait Protocol: 'static {
     /// Called when the peer closed its sending side, for a half-closeable protocol
     /// only. The connection stays open for writing; call `lose_connection` when done.
     fn read_connection_lost(&mut self, transport: &mut Transport) {
+        transport.lose_connection();
+    }
+
+    /// Called once when the server begins its graceful stop (SIGTERM, `stop()`),
+    /// or at `connection_made` if it already has. The default closes the connection
+    /// gracefully: `lose_connection`, so pending output is sent first, and
+    /// `connection_lost` gets [`Reason::Shutdown`]` { drained: true }`.
+    ///
+    /// Override it to end in the protocol's own way first: a TLS session sends
+    /// close_notify, a protocol in the middle of a request answers it. A connection
+    /// still open when the drain timeout passes is aborted
+    /// (`Shutdown { drained: false }`).
+    ///
+    /// # Twisted
+    /// weft's addition: Twisted's reactor stop calls no protocol method before
+    /// `connectionLost` (wrapping protocols such as TLS send nothing at a stop).
+    fn server_stopping(&mut self, transport: &mut Transport) {
         transport.lose_connection();
     }
 }

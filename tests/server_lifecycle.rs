@@ -282,3 +282,87 @@ fn refused_connections_are_closed_at_once_and_counted() {
     }
     server.shutdown().unwrap();
 }
+
+/// Echoes lines; told that the server is stopping, it says goodbye and closes when
+/// idle, or first finishes the line it is in the middle of.
+struct Finisher {
+    partial: Vec<u8>,
+    stopping: bool,
+    received: Arc<std::sync::atomic::AtomicUsize>,
+    lost: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl weft::Protocol for Finisher {
+    fn data_received(&mut self, data: &[u8], t: &mut weft::Transport) {
+        self.received
+            .fetch_add(data.len(), std::sync::atomic::Ordering::SeqCst);
+        self.partial.extend_from_slice(data);
+        while let Some(end) = self.partial.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=end).collect();
+            t.write(&line);
+        }
+        if self.stopping && self.partial.is_empty() {
+            t.lose_connection();
+        }
+    }
+
+    fn server_stopping(&mut self, t: &mut weft::Transport) {
+        self.stopping = true;
+        if self.partial.is_empty() {
+            t.write(b"bye\n");
+            t.lose_connection();
+        }
+    }
+
+    fn connection_lost(&mut self, reason: weft::Reason) {
+        self.lost.lock().unwrap().push(format!("{reason:?}"));
+    }
+}
+
+#[test]
+fn a_protocol_told_the_server_is_stopping_finishes_its_request_before_closing() {
+    require_io_uring();
+    let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let lost = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (r, l) = (Arc::clone(&received), Arc::clone(&lost));
+    let server = Server::builder()
+        .cores(2)
+        .drain_timeout(Duration::from_secs(10))
+        .listen("tcp:0:interface=127.0.0.1", move |_| {
+            let (r, l) = (Arc::clone(&r), Arc::clone(&l));
+            weft::services::wire::SimpleFactory::new(move || Finisher {
+                partial: Vec::new(),
+                stopping: false,
+                received: Arc::clone(&r),
+                lost: Arc::clone(&l),
+            })
+        })
+        .start()
+        .unwrap();
+    let addr = server.tcp_addr().unwrap();
+    let mut busy = connect(addr);
+    let mut idle = connect(addr);
+    assert_eq!(round_trip(&mut idle, b"hello\n"), b"hello\n");
+    busy.write_all(b"half").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while received.load(std::sync::atomic::Ordering::SeqCst) < 10 {
+        assert!(
+            Instant::now() < deadline,
+            "the server never read the half line"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+    let stopper = thread::spawn(move || server.shutdown().unwrap());
+    // The idle connection is told goodbye and closed.
+    assert_eq!(read_to_end(&mut idle), b"bye\n");
+    // The busy one is still served: its line is finished and answered, then closed.
+    busy.write_all(b" done\n").unwrap();
+    assert_eq!(read_to_end(&mut busy), b"half done\n");
+    stopper.join().unwrap();
+    let lost = lost.lock().unwrap().clone();
+    assert_eq!(
+        lost,
+        ["Shutdown { drained: true }", "Shutdown { drained: true }"],
+        "{lost:?}"
+    );
+}

@@ -64,6 +64,15 @@ pub enum Backpressure {
     KeepReading,
 }
 
+/// Whether the server is stopping, which makes a graceful close a shutdown's.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Server {
+    Running,
+    /// The graceful stop has begun: the protocol was (or is about to be) told
+    /// `server_stopping`, and its `lose_connection` ends with `Shutdown`.
+    Stopping,
+}
+
 /// Why a connection is draining its output before it closes.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Drain {
@@ -129,6 +138,7 @@ pub(crate) struct Machine {
     held_by_output: bool,
     backpressure: Backpressure,
     limits: OutputLimits,
+    server: Server,
 }
 
 impl Machine {
@@ -141,6 +151,7 @@ impl Machine {
             held_by_output: false,
             backpressure: Backpressure::default(),
             limits,
+            server: Server::Running,
         }
     }
 
@@ -169,9 +180,13 @@ impl Machine {
 
     /// `lose_connection`: stop reading, drain, then close cleanly.
     pub(crate) fn lose(&mut self) {
+        let why = match self.server {
+            Server::Running => Drain::Lose,
+            Server::Stopping => Drain::Shutdown,
+        };
         match self.phase {
             Phase::Open | Phase::ReadClosed | Phase::Draining(Drain::PeerClosed) => {
-                self.phase = Phase::Draining(Drain::Lose)
+                self.phase = Phase::Draining(why)
             }
             Phase::Draining(_) | Phase::Ended | Phase::Lost => {}
         }
@@ -201,12 +216,14 @@ impl Machine {
 
     // ----- the engine's events -----
 
-    /// The server is stopping: drain, then close with `Shutdown { drained: true }`.
+    /// The server is stopping. A connection already draining now ends with
+    /// `Shutdown { drained: true }`; an open one stays open until the protocol,
+    /// told `server_stopping` next, closes it (the default `lose_connection` then
+    /// drains and ends with `Shutdown { drained: true }`) or the drain deadline
+    /// aborts it.
     pub(crate) fn shutdown(&mut self) {
-        if matches!(
-            self.phase,
-            Phase::Open | Phase::ReadClosed | Phase::Draining(_)
-        ) {
+        self.server = Server::Stopping;
+        if matches!(self.phase, Phase::Draining(_)) {
             self.phase = Phase::Draining(Drain::Shutdown);
         }
     }
@@ -488,9 +505,14 @@ mod tests {
     }
 
     #[test]
-    fn open_shutdown_drains_then_ends_shutdown_drained() {
+    fn open_shutdown_waits_for_the_protocol_then_its_lose_is_a_shutdown() {
         let mut m = machine();
         m.shutdown();
+        assert_eq!(m.phase(), Phase::Open, "server_stopping decides");
+        assert!(m.wants_read());
+        assert_eq!(end(&mut m, 0), None);
+        m.lose(); // the default server_stopping
+        assert_eq!(m.phase(), Phase::Draining(Drain::Shutdown));
         assert_eq!(end(&mut m, 1), None);
         assert_eq!(
             end(&mut m, 0),
@@ -521,6 +543,7 @@ mod tests {
     fn draining_shutdown_abort_says_shutdown_undrained() {
         let mut m = machine();
         m.shutdown();
+        m.lose();
         m.abort();
         assert_eq!(
             end(&mut m, 7),

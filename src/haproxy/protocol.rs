@@ -229,4 +229,14 @@ impl<P: Protocol> Protocol for HaproxyProtocol<P> {
             _ => t.lose_connection(),
         }
     }
+
+    fn server_stopping(&mut self, t: &mut Transport) {
+        match &mut self.phase {
+            Phase::Open {
+                protocol,
+                transport,
+            } => protocol.server_stopping(transport),
+            _ => t.lose_connection(),
+        }
+    }
 }

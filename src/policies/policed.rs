@@ -318,6 +318,13 @@ impl<P: Protocol> Protocol for Policed<P> {
             Policed::Refused(_) => t.lose_connection(),
         }
     }
+
+    fn server_stopping(&mut self, t: &mut Transport) {
+        match self {
+            Policed::Admitted(a) => a.call(t, |p, t| p.server_stopping(t)),
+            Policed::Refused(_) => t.lose_connection(),
+        }
+    }
 }
 
 #[cfg(test)]

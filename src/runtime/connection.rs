@@ -47,6 +47,7 @@ pub(crate) trait Driven {
     fn data_received(&mut self, data: &[u8]) -> Result<(), String>;
     fn read_connection_lost(&mut self) -> Result<(), String>;
     fn flow(&mut self, f: Flow) -> Result<(), String>;
+    fn server_stopping(&mut self) -> Result<(), String>;
     fn half_closeable(&self) -> bool;
     fn connection_lost(self: Box<Self>, reason: Reason) -> Result<(), String>;
     fn peer(&self) -> &Address;
@@ -79,6 +80,11 @@ impl<P: Protocol> Driven for Bound<P> {
             Flow::PauseProducing => p.pause_producing(t),
             Flow::ResumeProducing => p.resume_producing(t),
         })
+    }
+
+    fn server_stopping(&mut self) -> Result<(), String> {
+        let (p, t) = (&mut self.protocol, &mut self.transport);
+        guarded(|| p.server_stopping(t))
     }
 
     fn half_closeable(&self) -> bool {
@@ -148,12 +154,25 @@ impl Shard {
         self.live.set(self.live.get() + 1);
         ShardStats::add(&self.stats.open, 1);
         self.call(id, |d| d.connection_made());
-        let conns = self.conns.borrow();
-        let shared = &conns[id].shared;
         if self.stopping.get() {
-            shared.begin_shutdown();
+            self.tell_stopping(id);
         }
-        shared.wake();
+        if let Some(e) = self.conns.borrow().get(id) {
+            e.shared.wake();
+        }
+    }
+
+    /// Marks connection `id` as ending with the server and tells its protocol
+    /// (`server_stopping`, whose default is `lose_connection`).
+    fn tell_stopping(&self, id: usize) {
+        {
+            let conns = self.conns.borrow();
+            match conns.get(id) {
+                Some(e) if !e.lost => e.shared.begin_shutdown(),
+                _ => return,
+            }
+        }
+        self.call(id, |d| d.server_stopping());
     }
 
     /// Runs one protocol callback of connection `id`; a panic ends the connection
@@ -621,10 +640,15 @@ impl Shard {
 
     /// Starts a graceful close of every connection (server shutdown).
     pub(crate) fn shutdown_connections(&self) {
-        for (_, e) in self.conns.borrow().iter() {
-            if !e.lost {
-                e.shared.begin_shutdown();
-            }
+        let ids: Vec<usize> = self
+            .conns
+            .borrow()
+            .iter()
+            .filter(|(_, e)| !e.lost)
+            .map(|(id, _)| id)
+            .collect();
+        for id in ids {
+            self.tell_stopping(id);
         }
     }
 

@@ -3,7 +3,8 @@
 //! ```text
 //!  stop requested ─► stop listening (shutdown(2), unlink, cancel accepts)
 //!   ─► quiesce the mesh (flush barrier, bounded by the drain timeout)
-//!   ─► lose every connection (each drains, then Shutdown { drained: true })
+//!   ─► server_stopping on every connection (by default a lose_connection: each
+//!      drains, then Shutdown { drained: true })
 //!   ─► wait up to the drain timeout ─► abort the rest (Shutdown { drained: false })
 //!   ─► stop_factory for each factory ─► wait (≤ 1 s) for the ring to let go of the
 //!      last sockets ─► the loop ends

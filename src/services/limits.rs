@@ -138,6 +138,13 @@ impl<P: Protocol> Protocol for Limited<P> {
             Limited::Overflow => t.lose_connection(),
         }
     }
+
+    fn server_stopping(&mut self, t: &mut Transport) {
+        match self {
+            Limited::Admitted(p, _) => p.server_stopping(t),
+            Limited::Overflow => t.lose_connection(),
+        }
+    }
 }
 
 #[cfg(test)]
