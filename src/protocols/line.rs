@@ -161,6 +161,14 @@ impl LineDecoder {
         self.buf.push(data);
     }
 
+    /// Appends bytes already searched up to `scanned` (a `delimiter::find` resume
+    /// offset within `data`) to an empty buffer, so the next search starts there.
+    pub(crate) fn feed_scanned(&mut self, data: &[u8], scanned: usize) {
+        debug_assert!(self.buf.is_empty() && scanned <= data.len());
+        self.buf.push(data);
+        self.scan = scanned;
+    }
+
     /// Returns the next event, or `None` when more bytes are needed.
     #[inline]
     pub fn next_event(&mut self) -> Option<LineEvent<'_>> {
@@ -297,6 +305,18 @@ struct Requests {
     /// The receiver's own pause of reading; lives here so the handler's
     /// `pause_producing` and the engine's reach the same one.
     read_hold: ReadHold,
+}
+
+impl Requests {
+    /// Tells whether the last callback asked for nothing.
+    #[inline]
+    fn is_empty(&self) -> bool {
+        self.mode.is_none()
+            && self.extra.is_empty()
+            && self.reparse == 0
+            && !self.clear
+            && !self.pause
+    }
 }
 
 /// The transport as a [`LineHandler`] sees it: a [`Transport`] (through `Deref`) plus
@@ -513,6 +533,55 @@ impl<H: LineHandler> LineReceiver<H> {
         req.pause = false;
     }
 
+    /// The common case, nothing buffered and in line mode: delivers the complete
+    /// lines of `data` where they lie, without copying them into the buffer, and
+    /// buffers only what is left (a partial line, or everything after a callback
+    /// asked for something). Lines, their order, `clear_line_buffer`'s rest and
+    /// every request are the same as through the buffer. Returns whether the
+    /// buffer may hold something to deliver (`false`: at most a partial line).
+    fn deliver_in_place(&mut self, data: &[u8], t: &mut Transport) -> bool {
+        let window = self
+            .decoder
+            .max_length()
+            .saturating_add(self.delimiter.len());
+        let mut rest = data;
+        loop {
+            if t.disconnecting() {
+                break;
+            }
+            let end = rest.len().min(window);
+            let at = match delimiter::find(&rest[..end], &self.delimiter) {
+                Ok(at) => at,
+                Err(resume) if end < window => {
+                    // A partial line: buffered, and its scan resumes where this stopped.
+                    self.decoder.feed_scanned(rest, resume);
+                    return false;
+                }
+                // Too long: the decoder reports it from the buffer.
+                Err(_) => break,
+            };
+            let (line, after) = (&rest[..at], &rest[at + self.delimiter.len()..]);
+            let mut ctl = LineControl {
+                transport: t,
+                req: &mut self.req,
+                delimiter: &self.delimiter,
+                rest: after,
+                raw: &[],
+            };
+            self.handler.line_received(line, &mut ctl);
+            rest = after;
+            if !self.req.is_empty() {
+                // Requests act on the buffer: put the rest there first, as if it
+                // had been buffered all along.
+                self.decoder.feed(rest);
+                self.apply();
+                return true;
+            }
+        }
+        self.decoder.feed(rest);
+        true
+    }
+
     /// Delivers buffered lines until more bytes are needed, a pause, or a close.
     fn deliver(&mut self, t: &mut Transport) {
         while !self.paused {
@@ -569,7 +638,13 @@ impl<H: LineHandler> Protocol for LineReceiver<H> {
     }
 
     fn data_received(&mut self, data: &[u8], t: &mut Transport) {
-        self.decoder.feed(data);
+        if self.decoder.buffered() == 0 && self.decoder.is_line_mode() && !self.paused {
+            if !self.deliver_in_place(data, t) {
+                return;
+            }
+        } else {
+            self.decoder.feed(data);
+        }
         self.deliver(t);
     }
 
