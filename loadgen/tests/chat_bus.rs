@@ -191,4 +191,5 @@ fn chat_clients_on_two_processes_joined_by_redis_get_every_line() {
     assert_eq!(v["error_count"], 0);
     assert_eq!(v["target"], targets.as_str());
     let _ = std::fs::remove_file(json);
+    let _ = std::fs::remove_dir_all(temp_path(&format!("redis-{port}")));
 }
