@@ -18,6 +18,10 @@
 //! of a client that is at its depth. Latency samples are taken at the *other* clients only,
 //! as a user reading the room sees them; every delivery counts in `deliveries`.
 //!
+//! `--target` may name several servers (`A:P,B:Q`: processes joined by a bus, say): client
+//! `i` connects to target `i mod n`, and a line is still expected at every client of every
+//! server, its latency measured end to end on the one clock.
+//!
 //! At the end the threads drain together until every expected delivery arrived (a shared
 //! counter) or the drain period ends; the runner reports missing ones as `chat_lost`.
 
@@ -27,7 +31,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
 
 use crate::clock::{Clock, Nanos};
-use crate::echo::open_connection;
+use crate::echo::open_connection_to;
 use crate::poller::{Poller, HANGUP, READABLE, WRITABLE};
 use crate::schedule::Schedule;
 use crate::socket;
@@ -288,7 +292,10 @@ pub fn run_thread(ctx: ThreadCtx) -> ThreadResult {
     };
     let mut clients = Vec::with_capacity(ctx.connections);
     for i in 0..ctx.connections {
-        let fd = match open_connection(&ctx) {
+        // Clients go round-robin over the targets by their global id, so every thread's
+        // share is spread too.
+        let id = ctx.first_connection + i;
+        let fd = match open_connection_to(&ctx.addrs[id % ctx.addrs.len()]) {
             Ok(fd) => match poller.add(fd.as_raw_fd(), READABLE, i as u64) {
                 Ok(()) => {
                     rec.open_connections += 1;
@@ -306,7 +313,7 @@ pub fn run_thread(ctx: ThreadCtx) -> ThreadResult {
         };
         clients.push(Client {
             fd,
-            id: (ctx.first_connection + i) as u64,
+            id: id as u64,
             rx: Vec::with_capacity(4096),
             out: Vec::with_capacity(ctx.cfg.size * ctx.cfg.depth + 64),
             out_pos: 0,

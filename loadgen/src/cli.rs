@@ -48,7 +48,9 @@ Examples:
   # 8 clients, each with one line in flight; every line reaches the other 7
   loadgen chat --target 127.0.0.1:8000 --connections 8 --duration 5s
   # 200 lines per second in total, latency timed from the schedule
-  loadgen chat --target 127.0.0.1:8000 --connections 32 --rate 200 --json chat.json";
+  loadgen chat --target 127.0.0.1:8000 --connections 32 --rate 200 --json chat.json
+  # two servers joined by a bus: clients alternate between them, every line expected at all
+  loadgen chat --target 127.0.0.1:8000,127.0.0.1:8001 --connections 32 --duration 5s";
 
 const UDP_EXAMPLES: &str = "\
 Examples:
@@ -93,7 +95,7 @@ enum Sub {
 /// What every load mode takes: where, how many, how long, and where the results go.
 #[derive(Debug, Args)]
 struct Common {
-    /// The server, as HOST:PORT
+    /// The server, as HOST:PORT (chat: several, comma-separated, clients round-robin)
     #[arg(long, value_name = "HOST:PORT", display_order = 0)]
     target: String,
     /// Open loop: R requests (connects, lines) per second in total, each timed from its

@@ -22,7 +22,7 @@
 //! Steady state allocates nothing: buffers and queues are sized at connect time and reused.
 
 use std::collections::VecDeque;
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
@@ -64,9 +64,15 @@ impl Conn {
     }
 }
 
-/// Opens a blocking-connected socket and turns it non-blocking with `TCP_NODELAY`.
+/// Opens a blocking-connected socket to the run's target and turns it non-blocking with
+/// `TCP_NODELAY`.
 pub(crate) fn open_connection(ctx: &ThreadCtx) -> Result<OwnedFd, String> {
-    let stream = TcpStream::connect_timeout(&ctx.addr, Duration::from_secs(5))
+    open_connection_to(&ctx.addr)
+}
+
+/// Opens a blocking-connected socket to `addr` and turns it non-blocking with `TCP_NODELAY`.
+pub(crate) fn open_connection_to(addr: &SocketAddr) -> Result<OwnedFd, String> {
+    let stream = TcpStream::connect_timeout(addr, Duration::from_secs(5))
         .map_err(|e| format!("connect:{}", socket::error_name(&e)))?;
     stream
         .set_nodelay(true)

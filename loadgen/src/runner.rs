@@ -6,6 +6,7 @@
 //! Final results are merged by adding histograms.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::atomic::AtomicUsize;
 use std::sync::mpsc;
 use std::sync::{Arc, Barrier, OnceLock};
@@ -54,7 +55,15 @@ pub fn split(total: usize, parts: usize) -> Vec<usize> {
 /// A message when the run cannot start (unresolvable target, unframeable payload, unwritable
 /// output files). Errors during the run are counted in the outcome instead.
 pub fn run(cfg: RunConfig) -> Result<Outcome, String> {
-    let addr = socket::resolve(&cfg.target)?;
+    let addrs: Arc<[SocketAddr]> = socket::resolve_all(&cfg.target)?.into();
+    if addrs.len() > 1 && cfg.mode != Mode::Chat {
+        return Err(format!(
+            "several targets ({}) are for chat only; {} drives one server",
+            cfg.target,
+            cfg.mode.name()
+        ));
+    }
+    let addr = addrs[0];
     if cfg.mode == Mode::Echo {
         Payload::new(cfg.framing, &cfg.delimiter, cfg.size)?;
     }
@@ -81,6 +90,7 @@ pub fn run(cfg: RunConfig) -> Result<Outcome, String> {
             index: i,
             cfg: Arc::clone(&cfg),
             addr,
+            addrs: Arc::clone(&addrs),
             connections: share,
             first_connection: first,
             rate: cfg.rate.map(|r| r * fraction),

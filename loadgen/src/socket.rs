@@ -25,6 +25,24 @@ pub fn resolve(target: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("target {target:?} resolved to no address"))
 }
 
+/// Resolves a comma-separated list of targets (`HOST:PORT,HOST:PORT`), each to its first
+/// address, in the order given.
+///
+/// # Errors
+/// A message naming the first target that does not parse or resolve, or an empty item.
+pub fn resolve_all(targets: &str) -> Result<Vec<SocketAddr>, String> {
+    targets
+        .split(',')
+        .map(|t| {
+            if t.is_empty() {
+                Err(format!("empty target in {targets:?}"))
+            } else {
+                resolve(t)
+            }
+        })
+        .collect()
+}
+
 /// Whether a non-blocking connect finished at once or is under way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnectState {
@@ -118,5 +136,29 @@ pub fn error_name(err: &io::Error) -> String {
     match err.raw_os_error() {
         Some(e) => errno_name(e),
         None => format!("{:?}", err.kind()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_list_of_targets_resolves_in_order_and_an_empty_item_is_named() {
+        let a = resolve_all("127.0.0.1:1,127.0.0.1:2").unwrap();
+        assert_eq!(
+            a,
+            [
+                "127.0.0.1:1".parse().unwrap(),
+                "127.0.0.1:2".parse().unwrap()
+            ]
+        );
+        assert_eq!(resolve_all("127.0.0.1:3").unwrap().len(), 1);
+        assert!(resolve_all("127.0.0.1:1,")
+            .unwrap_err()
+            .contains("empty target"));
+        assert!(resolve_all("127.0.0.1:1,nope")
+            .unwrap_err()
+            .contains("\"nope\""));
     }
 }

@@ -62,8 +62,10 @@ pub struct ThreadCtx {
     pub index: usize,
     /// The whole run's configuration.
     pub cfg: Arc<RunConfig>,
-    /// The resolved target.
+    /// The resolved target (the first one, when several were given).
     pub addr: SocketAddr,
+    /// Every resolved target, in the order given (chat spreads its clients over them).
+    pub addrs: Arc<[SocketAddr]>,
     /// Connections this thread drives.
     pub connections: usize,
     /// Global id of this thread's first connection (chat names).

@@ -78,9 +78,11 @@ impl Application {
         self
     }
 
-    /// Lets a TCP port that another process listens on be shared with it
-    /// (`SO_REUSEPORT`: the kernel splits the connections), for rolling restarts.
-    /// Off by default: such a port is refused.
+    /// Lets a TCP or UDP port that another process listens on be shared with it
+    /// (`SO_REUSEPORT`: the kernel splits the connections and unicast datagrams),
+    /// for rolling restarts; for a multicast port it is Twisted's
+    /// `listenMultiple=True` (every listener gets each group datagram). Off by
+    /// default: such a port is refused.
     pub fn join_port_group(&mut self, on: bool) -> &mut Self {
         self.join_port_group = on;
         self

@@ -216,7 +216,8 @@ impl DatagramTransport {
     /// # Errors
     /// [`DatagramError::AlreadyConnected`] the second time (as Twisted),
     /// [`DatagramError::InvalidAddress`] if `host` is not an IP literal,
-    /// [`DatagramError::WrongFamily`] on a UNIX port, or the OS error.
+    /// [`DatagramError::WrongFamily`] on a UNIX port (see
+    /// [`connect_unix`](Self::connect_unix)), or the OS error.
     pub fn connect(&mut self, host: &str, port: u16) -> Result<(), DatagramError> {
         if self.sink.connected.borrow().is_some() {
             return Err(DatagramError::AlreadyConnected);
@@ -233,7 +234,32 @@ impl DatagramTransport {
         Ok(())
     }
 
-    /// Returns the connected peer, if [`connect`](Self::connect) was called.
+    /// Connects a UNIX datagram port (`unixgram:`) to the socket bound at `path`
+    /// (Twisted's `connectUNIXDatagram`, with the port's own path as its
+    /// `bindAddress`, so the peer can answer): from now on
+    /// [`write_connected`](Self::write_connected) sends there, the kernel refuses
+    /// datagrams to this port from any other socket, and a peer that has gone away
+    /// comes back as [`connection_refused`](super::DatagramProtocol::connection_refused).
+    ///
+    /// # Errors
+    /// [`DatagramError::AlreadyConnected`] the second time (as Twisted),
+    /// [`DatagramError::WrongFamily`] on a UDP port, or the OS error (no socket
+    /// bound at `path`: `ECONNREFUSED` or `ENOENT`).
+    pub fn connect_unix(&mut self, path: &std::path::Path) -> Result<(), DatagramError> {
+        if self.sink.connected.borrow().is_some() {
+            return Err(DatagramError::AlreadyConnected);
+        }
+        if !self.host().is_unix() {
+            return Err(DatagramError::WrongFamily);
+        }
+        let addr = DatagramAddress::unix(path)?;
+        self.socket.connect(addr.raw())?;
+        *self.sink.connected.borrow_mut() = Some(addr);
+        Ok(())
+    }
+
+    /// Returns the connected peer, if [`connect`](Self::connect) or
+    /// [`connect_unix`](Self::connect_unix) was called.
     pub fn connected_peer(&self) -> Option<DatagramAddress> {
         self.sink.connected.borrow().clone()
     }

@@ -6,7 +6,7 @@
 //! header is in, so a factory that decides by peer (limits, policies) sees the
 //! client, not the balancer.
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,12 +65,14 @@ impl<F: Factory> HaproxyServerFactory<F> {
 
     /// Wraps `inner`, counting in `stats` (share one between the shards of a service).
     pub fn with_stats(inner: F, stats: Arc<HaproxyStats>) -> HaproxyServerFactory<F> {
+        super::stats::register(&stats);
         let inner = Rc::new(RefCell::new(inner));
         let build_from = Rc::clone(&inner);
         HaproxyServerFactory {
             shard: Rc::new(ShardProxy {
                 build: Rc::new(move |peer: &Address| build_from.borrow_mut().build_protocol(peer)),
                 stats,
+                counts: OnceCell::new(),
                 header_timeout: DEFAULT_HEADER_TIMEOUT,
                 max_v2_length: DEFAULT_MAX_V2_LENGTH,
             }),
@@ -94,6 +96,9 @@ impl<F: Factory> HaproxyServerFactory<F> {
     /// Names the shard in the summary logged when the factory stops.
     pub fn shard_index(mut self, index: usize) -> Self {
         self.index = Some(index);
+        // Take this shard's cells now, so the metrics page lists it from the start.
+        let counts = self.shard.stats.shard(index);
+        let _ = self.shard_mut().counts.set(counts);
         self
     }
 

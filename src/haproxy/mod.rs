@@ -18,12 +18,15 @@
 //! * Parsing: [`ProxyHeaderDecoder`], sans-IO, v1 and v2.
 //! * Refusals: a missing (junk), malformed or oversized header, or none within
 //!   [`DEFAULT_HEADER_TIMEOUT`]: the connection is reset, the reason logged at
-//!   `info`, and the count kept in [`HaproxyStats`].
+//!   `info`, and the count kept in [`HaproxyStats`] per shard and [`RejectReason`];
+//!   the metrics page shows them as `weft_proxy_headers_accepted_total{shard}` and
+//!   `weft_proxy_headers_rejected_total{shard,reason}`.
 
 mod factory;
 mod header;
 pub(crate) mod listen;
 mod protocol;
+mod reject;
 mod stats;
 
 pub use factory::{HaproxyServerFactory, DEFAULT_HEADER_TIMEOUT};
@@ -32,7 +35,8 @@ pub use header::{
     ProxyVersion, DEFAULT_MAX_V2_LENGTH, V1_MAX_LENGTH, V2_SIGNATURE,
 };
 pub use protocol::HaproxyProtocol;
-pub use stats::HaproxyStats;
+pub use reject::RejectReason;
+pub use stats::{process_totals, HaproxyStats, ShardProxyCounts};
 
 /// The prefix of an endpoint string whose connections start with a PROXY header.
 pub const PREFIX: &str = "haproxy:";

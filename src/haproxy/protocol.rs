@@ -20,6 +20,7 @@
 //! machine, wake-ups), so the inner protocol's writes, closes and handles go to the
 //! engine directly and no pump task is needed. Only `peer()` and `host()` differ.
 
+use std::cell::OnceCell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,7 +32,8 @@ use crate::reason::Reason;
 use crate::transport::Transport;
 
 use super::header::{ProxyHeaderDecoder, ProxyHeaderEvent};
-use super::stats::HaproxyStats;
+use super::reject::RejectReason;
+use super::stats::{HaproxyStats, ShardCounts};
 
 /// Builds the inner protocol for the client's address (the wrapped factory's
 /// `build_protocol`).
@@ -41,8 +43,17 @@ pub(crate) type BuildInner<P> = Rc<dyn Fn(&Address) -> Option<P>>;
 pub(crate) struct ShardProxy<P> {
     pub(crate) build: BuildInner<P>,
     pub(crate) stats: Arc<HaproxyStats>,
+    /// This shard's cells of `stats`, taken on the first connection.
+    pub(crate) counts: OnceCell<Arc<ShardCounts>>,
     pub(crate) header_timeout: Duration,
     pub(crate) max_v2_length: usize,
+}
+
+impl<P> ShardProxy<P> {
+    /// Returns this shard's counters (the factory, and so this, lives on one shard).
+    fn counts(&self, shard: usize) -> &Arc<ShardCounts> {
+        self.counts.get_or_init(|| self.stats.shard(shard))
+    }
 }
 
 enum Phase<P> {
@@ -87,7 +98,7 @@ impl<P: Protocol> HaproxyProtocol<P> {
     }
 
     /// Ends the header phase: refuses the connection with `why`.
-    fn refuse(&mut self, t: &mut Transport, why: &dyn std::fmt::Display) {
+    fn refuse(&mut self, t: &mut Transport, why: &super::ProxyHeaderError) {
         if let Phase::Reading {
             timer: Some(timer), ..
         } = &self.phase
@@ -95,7 +106,9 @@ impl<P: Protocol> HaproxyProtocol<P> {
             let _ = timer.cancel();
         }
         self.phase = Phase::Ended;
-        self.shard.stats.on_refused();
+        self.shard
+            .counts(t.shard())
+            .on_rejected(RejectReason::from(why));
         tracing::info!(shard = t.shard(), peer = %t.peer(), "haproxy: closing the connection: {why}");
         t.abort_connection();
     }
@@ -111,7 +124,7 @@ impl<P: Protocol> HaproxyProtocol<P> {
         if let Some(timer) = timer {
             let _ = timer.cancel();
         }
-        self.shard.stats.on_accepted();
+        self.shard.counts(t.shard()).on_accepted();
         let (peer, host) = match header.addresses {
             Some(a) => (a.source, a.destination),
             // LOCAL, UNKNOWN, UNSPEC: the balancer speaks for itself.
@@ -145,11 +158,11 @@ impl<P: Protocol> HaproxyProtocol<P> {
 impl<P: Protocol> Protocol for HaproxyProtocol<P> {
     fn connection_made(&mut self, t: &mut Transport) {
         let handle = t.handle();
-        let stats = Arc::clone(&self.shard.stats);
         let (shard, peer) = (t.shard(), t.peer().clone());
+        let counts = Arc::clone(self.shard.counts(shard));
         let timer = t.reactor().call_later(self.shard.header_timeout, move || {
             if handle.connected() {
-                stats.on_timed_out();
+                counts.on_rejected(RejectReason::Timeout);
                 tracing::info!(shard, %peer, "haproxy: closing the connection: no PROXY header in time");
                 handle.abort_connection();
             }

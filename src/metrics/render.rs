@@ -1,5 +1,5 @@
-//! The Prometheus text format (version 0.0.4) of the shards' counters, the user
-//! metrics and the meshes.
+//! The Prometheus text format (version 0.0.4) of the shards' counters, the PROXY
+//! protocol wrappers' counters, the user metrics and the meshes.
 //!
 //! Every series the engine has is listed once, in [`SERIES`], with its name, type,
 //! help and the [`ShardStats`] getter it reads; the page and docs/operations.md
@@ -461,6 +461,7 @@ pub fn render(stats: &[Arc<ShardStats>], registry: &Registry) -> String {
         "Start time of the process since the Unix epoch, in seconds.",
     );
     let _ = writeln!(out, "process_start_time_seconds {}", process_start_time());
+    proxy_lines(&mut out, &crate::haproxy::process_totals());
 
     registry.with(|counters, histograms, meshes| {
         if !meshes.is_empty() {
@@ -506,6 +507,46 @@ pub fn render(stats: &[Arc<ShardStats>], registry: &Registry) -> String {
     out
 }
 
+/// The PROXY-protocol series (`haproxy:` endpoints): none without such a listener.
+fn proxy_lines(out: &mut String, shards: &[(usize, crate::haproxy::ShardProxyCounts)]) {
+    if shards.is_empty() {
+        return;
+    }
+    header(
+        out,
+        PROXY_ACCEPTED_NAME,
+        Kind::Counter,
+        "Connections of haproxy: endpoints whose PROXY header was read and handed on.",
+    );
+    for (shard, s) in shards {
+        let _ = writeln!(
+            out,
+            "{PROXY_ACCEPTED_NAME}{{shard=\"{shard}\"}} {}",
+            s.accepted
+        );
+    }
+    header(
+        out,
+        PROXY_REJECTED_NAME,
+        Kind::Counter,
+        "Connections of haproxy: endpoints closed for their PROXY header, by reason (not_proxy, malformed, unsupported, bad_length, too_long, timeout).",
+    );
+    for (shard, s) in shards {
+        for r in crate::haproxy::RejectReason::ALL {
+            let _ = writeln!(
+                out,
+                "{PROXY_REJECTED_NAME}{{shard=\"{shard}\",reason=\"{}\"}} {}",
+                r.label(),
+                s.rejected(r)
+            );
+        }
+    }
+}
+
+/// The PROXY-header series' names.
+const PROXY_ACCEPTED_NAME: &str = "weft_proxy_headers_accepted_total";
+const PROXY_REJECTED_NAME: &str = "weft_proxy_headers_rejected_total";
+
 /// The names of every engine series (without the mesh's), for the docs test.
 pub fn engine_series_names() -> Vec<&'static str> {
     let mut names: Vec<&'static str> = SERIES.iter().map(|s| s.name).collect();
@@ -513,6 +554,8 @@ pub fn engine_series_names() -> Vec<&'static str> {
     names.push(TURNS_NAME);
     names.push("weft_build_info");
     names.push("process_start_time_seconds");
+    names.push(PROXY_ACCEPTED_NAME);
+    names.push(PROXY_REJECTED_NAME);
     names.extend(MESH.iter().map(|m| m.0));
     names
 }
@@ -600,5 +643,30 @@ mod tests {
     #[test]
     fn labels_are_escaped() {
         assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    #[test]
+    fn proxy_series_list_every_reason_per_shard_and_nothing_without_a_listener() {
+        let mut none = String::new();
+        proxy_lines(&mut none, &[]);
+        assert!(none.is_empty());
+        let mut one = crate::haproxy::ShardProxyCounts {
+            accepted: 5,
+            ..Default::default()
+        };
+        one.rejected[crate::haproxy::RejectReason::BadLength as usize] = 2;
+        let mut out = String::new();
+        proxy_lines(&mut out, &[(0, Default::default()), (1, one)]);
+        assert!(out.contains("# TYPE weft_proxy_headers_accepted_total counter\n"));
+        assert!(out.contains("weft_proxy_headers_accepted_total{shard=\"1\"} 5\n"));
+        assert!(out
+            .contains("weft_proxy_headers_rejected_total{shard=\"1\",reason=\"bad_length\"} 2\n"));
+        assert!(
+            out.contains("weft_proxy_headers_rejected_total{shard=\"0\",reason=\"timeout\"} 0\n")
+        );
+        assert_eq!(
+            out.matches("weft_proxy_headers_rejected_total{").count(),
+            12
+        );
     }
 }

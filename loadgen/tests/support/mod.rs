@@ -8,7 +8,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -76,52 +76,79 @@ pub fn echo_server(fault: Fault) -> SocketAddr {
 
 /// Starts a chat server speaking Twisted's chat example protocol and returns its address.
 pub fn chat_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    let addr = listener.local_addr().expect("local addr");
+    chat_room(1)[0].0
+}
+
+/// Starts `listeners` chat listeners that share one room (a line said on any reaches the
+/// clients of all, as processes joined by a bus); returns each one's address and a count
+/// of the clients it accepted.
+pub fn chat_room(listeners: usize) -> Vec<(SocketAddr, Arc<AtomicUsize>)> {
     let clients: Arc<Mutex<Vec<(usize, TcpStream)>>> = Arc::new(Mutex::new(Vec::new()));
-    std::thread::spawn(move || {
-        for (id, stream) in listener.incoming().enumerate() {
-            let Ok(mut stream) = stream else { continue };
-            let _ = stream.set_nodelay(true);
-            let clients = Arc::clone(&clients);
-            let _ = stream.write_all(
-                b"Welcome to my chat server.\r\nSend '/NAME [new name]' to change your name.\r\nSend '/EXIT' to quit.\r\n",
+    let next_id = Arc::new(AtomicUsize::new(0));
+    (0..listeners)
+        .map(|_| {
+            let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+            let addr = listener.local_addr().expect("local addr");
+            let accepted = Arc::new(AtomicUsize::new(0));
+            let (clients, next_id, count) = (
+                Arc::clone(&clients),
+                Arc::clone(&next_id),
+                Arc::clone(&accepted),
             );
-            let mut name = format!("guest{id}");
-            {
-                let mut all = clients.lock().unwrap();
-                for (_, other) in all.iter_mut() {
-                    let _ = other.write_all(format!("{name} has joined the party.\r\n").as_bytes());
-                }
-                all.push((id, stream.try_clone().expect("clone")));
+            std::thread::spawn(move || serve_chat(listener, clients, next_id, count));
+            (addr, accepted)
+        })
+        .collect()
+}
+
+fn serve_chat(
+    listener: TcpListener,
+    clients: Arc<Mutex<Vec<(usize, TcpStream)>>>,
+    next_id: Arc<AtomicUsize>,
+    accepted: Arc<AtomicUsize>,
+) {
+    for stream in listener.incoming() {
+        let id = next_id.fetch_add(1, Ordering::SeqCst);
+        accepted.fetch_add(1, Ordering::SeqCst);
+        let Ok(mut stream) = stream else { continue };
+        let _ = stream.set_nodelay(true);
+        let clients = Arc::clone(&clients);
+        let _ = stream.write_all(
+            b"Welcome to my chat server.\r\nSend '/NAME [new name]' to change your name.\r\nSend '/EXIT' to quit.\r\n",
+        );
+        let mut name = format!("guest{id}");
+        {
+            let mut all = clients.lock().unwrap();
+            for (_, other) in all.iter_mut() {
+                let _ = other.write_all(format!("{name} has joined the party.\r\n").as_bytes());
             }
-            std::thread::spawn(move || {
-                let reader = BufReader::new(stream);
-                for line in reader.split(b'\n') {
-                    let Ok(mut line) = line else { break };
-                    if line.last() == Some(&b'\r') {
-                        line.pop();
-                    }
-                    if let Some(new) = line.strip_prefix(b"/NAME ") {
-                        name = String::from_utf8_lossy(new).into_owned();
-                        continue;
-                    }
-                    if line == b"/EXIT" {
-                        break;
-                    }
-                    let mut msg = format!("{name} says ").into_bytes();
-                    msg.extend_from_slice(&line);
-                    msg.extend_from_slice(b"\r\n");
-                    let mut all = clients.lock().unwrap();
-                    for (_, c) in all.iter_mut() {
-                        let _ = c.write_all(&msg);
-                    }
-                }
-                clients.lock().unwrap().retain(|(i, _)| *i != id);
-            });
+            all.push((id, stream.try_clone().expect("clone")));
         }
-    });
-    addr
+        std::thread::spawn(move || {
+            let reader = BufReader::new(stream);
+            for line in reader.split(b'\n') {
+                let Ok(mut line) = line else { break };
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                if let Some(new) = line.strip_prefix(b"/NAME ") {
+                    name = String::from_utf8_lossy(new).into_owned();
+                    continue;
+                }
+                if line == b"/EXIT" {
+                    break;
+                }
+                let mut msg = format!("{name} says ").into_bytes();
+                msg.extend_from_slice(&line);
+                msg.extend_from_slice(b"\r\n");
+                let mut all = clients.lock().unwrap();
+                for (_, c) in all.iter_mut() {
+                    let _ = c.write_all(&msg);
+                }
+            }
+            clients.lock().unwrap().retain(|(i, _)| *i != id);
+        });
+    }
 }
 
 /// A finished run of the binary.

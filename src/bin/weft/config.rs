@@ -66,6 +66,10 @@ framing = "raw"            # raw, line, lineonly, netstring, int8, int16, int32
 # users = "/etc/weft/users"     # user:status lines
 
 # [[service]]
+# kind = "echo"
+# listen = ["udp:7", "unixgram:/run/weft/echo.sock"]   # datagrams: echo, discard, daytime, qotd, chargen
+
+# [[service]]
 # kind = "qotd"
 # listen = ["tcp:8007"]
 # quote = "An apple a day keeps the doctor away."
