@@ -11,7 +11,7 @@
 # before and after each loadgen run. The server is pinned to SERVER_CPU (default 0),
 # loadgen to LOADGEN_CPU (default 1).
 #
-# Usage: benches/peers/tls_compare.sh [SECONDS] [IDLE_CONNECTIONS] [HANDSHAKES_IN_FLIGHT]
+# Usage: [ROUNDS=3] benches/peers/tls_compare.sh [SECONDS] [IDLE_CONNECTIONS] [HANDSHAKES_IN_FLIGHT]
 # Needs: release builds of weft and loadgen (cargo build --release -p weft -p loadgen),
 # openssl, python3; the peer is built from benches/peers/tokio_rustls_echo if missing.
 set -euo pipefail
@@ -67,16 +67,9 @@ print(f"{name} | {what} | {n / secs:.0f}/s | server CPU {cpu:.2f} s ({cpu / secs
 PY
 }
 
-measure() { # name port pid
-    local name=$1 port=$2 pid=$3
-    local target="127.0.0.1:$port" tls=(--tls --insecure)
-    efficiency "$name" "$pid" "full handshakes, $inflight in flight" \
-        connect --target "$target" "${tls[@]}" --connections "$inflight"
-    efficiency "$name" "$pid" "64-byte ping-pong, 16 connections" \
-        echo --target "$target" "${tls[@]}" --connections 16 --size 64
-    efficiency "$name" "$pid" "64-byte ping-pong, 256 connections" \
-        echo --target "$target" "${tls[@]}" --connections 256 --size 64
-    local before
+# idle NAME PORT PID: bytes per idle TLS connection, IDLE of them held by Python.
+idle_memory() {
+    local name=$1 port=$2 pid=$3 before
     before=$(rss_kib "$pid")
     python3 - "$port" "$idle" "$dir/cert.pem" "$pid" "$name" "$before" <<'PY'
 import socket, ssl, sys
@@ -97,18 +90,49 @@ print(f"{name} | {n} idle TLS connections | RSS {before} -> {after} KiB | "
 PY
 }
 
-taskset -c "$server_cpu" "$weft" serve echo --cores 1 \
-    "ssl:0:interface=127.0.0.1:privateKey=$dir/server.pem:maxHandshakes=100000" 2>"$dir/weft.log" &
-wpid=$!
-for _ in $(seq 100); do grep -q "listening on" "$dir/weft.log" 2>/dev/null && break; sleep 0.1; done
-wport=$(sed -n 's/.*listening on tcp:127.0.0.1:\([0-9]*\).*/\1/p' "$dir/weft.log" | head -1)
-measure "weft (1 core)" "$wport" "$wpid"
-kill -TERM "$wpid"
-wait "$wpid" 2>/dev/null || true
+# start_weft / start_peer: a fresh server pinned to SERVER_CPU; sets PORT and PID.
+start_weft() {
+    taskset -c "$server_cpu" "$weft" serve echo --cores 1 \
+        "ssl:0:interface=127.0.0.1:privateKey=$dir/server.pem:maxHandshakes=100000" 2>"$dir/weft.log" &
+    PID=$!
+    for _ in $(seq 100); do grep -q "listening on" "$dir/weft.log" 2>/dev/null && break; sleep 0.1; done
+    PORT=$(sed -n 's/.*listening on tcp:127.0.0.1:\([0-9]*\).*/\1/p' "$dir/weft.log" | head -1)
+}
+start_peer() {
+    PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    taskset -c "$server_cpu" "$peer" "$PORT" "$dir/server.pem" 2>"$dir/peer.log" &
+    PID=$!
+    for _ in $(seq 100); do grep -q "listening on" "$dir/peer.log" 2>/dev/null && break; sleep 0.1; done
+}
+stop() { kill -TERM "$1"; wait "$1" 2>/dev/null || true; }
 
-pport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-taskset -c "$server_cpu" "$peer" "$pport" "$dir/server.pem" 2>"$dir/peer.log" &
-ppid=$!
-for _ in $(seq 100); do grep -q "listening on" "$dir/peer.log" 2>/dev/null && break; sleep 0.1; done
-measure "tokio-rustls (1 thread)" "$pport" "$ppid"
+# Both servers up at once (only the one loaded uses its core); the cells interleave
+# weft and tokio-rustls, ROUNDS times, so that a change in the machine's load hits both.
+start_weft; wport=$PORT; wpid=$PID
+start_peer; pport=$PORT; ppid=$PID
+tls=(--tls --insecure)
+for round in $(seq "${ROUNDS:-3}"); do
+    echo "round $round"
+    for who in weft peer; do
+        if [ $who = weft ]; then name="weft (1 core)"; port=$wport; pid=$wpid
+        else name="tokio-rustls (1 thread)"; port=$pport; pid=$ppid; fi
+        efficiency "$name" "$pid" "full handshakes, $inflight in flight" \
+            connect --target "127.0.0.1:$port" "${tls[@]}" --connections "$inflight"
+    done
+    for conns in 16 256; do
+        for who in weft peer; do
+            if [ $who = weft ]; then name="weft (1 core)"; port=$wport; pid=$wpid
+            else name="tokio-rustls (1 thread)"; port=$pport; pid=$ppid; fi
+            efficiency "$name" "$pid" "64-byte ping-pong, $conns connections" \
+                echo --target "127.0.0.1:$port" "${tls[@]}" --connections "$conns" --size 64
+        done
+    done
+done
+stop "$wpid"
+stop "$ppid"
+
+# Idle memory on fresh servers (a loaded server's allocator holds memory it would
+# reuse for the idle connections).
+start_weft; idle_memory "weft (1 core)" "$PORT" "$PID"; stop "$PID"
+start_peer; idle_memory "tokio-rustls (1 thread)" "$PORT" "$PID"; stop "$PID"
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
