@@ -65,6 +65,10 @@ impl TlsOptions {
                 .with_root_certificates(weft::tls::system_roots().map_err(|e| e.to_string())?)
                 .with_no_client_auth(),
         };
+        // Every connection a full handshake: no session resumption (the server's
+        // tickets are never used), so a `connect --tls` storm measures full handshakes.
+        let mut config = config;
+        config.resumption = rustls::client::Resumption::disabled();
         let name = ServerName::try_from(self.server_name.clone())
             .map_err(|e| format!("--server-name {}: {e}", self.server_name))?;
         Ok((Arc::new(config), name))

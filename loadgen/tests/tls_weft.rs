@@ -198,3 +198,35 @@ fn loadgen_connect_tls_counts_full_handshakes_the_server_completed() {
     assert!(v["latency_us"]["count"].as_u64().unwrap() > 0);
     server.shutdown().unwrap();
 }
+
+#[test]
+fn loadgen_tls_options_are_checked_before_any_connection() {
+    let usage = |args: &[&str]| loadgen(args, Duration::from_secs(10));
+    // --ca means nothing without --tls.
+    let r = usage(&["echo", "--target", "127.0.0.1:1", "--ca", "ca.pem"]);
+    assert_eq!(r.status, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--tls"), "{}", r.stderr);
+    // --ca and --insecure contradict each other.
+    let r = usage(&[
+        "connect",
+        "--target",
+        "127.0.0.1:1",
+        "--tls",
+        "--ca",
+        "ca.pem",
+        "--insecure",
+    ]);
+    assert_eq!(r.status, 2, "{}", r.stderr);
+    // A CA file that cannot be read is named, before anything connects.
+    let missing = temp_path("no-such-ca.pem");
+    let r = usage(&[
+        "echo",
+        "--target",
+        "127.0.0.1:1",
+        "--tls",
+        "--ca",
+        missing.to_str().unwrap(),
+    ]);
+    assert_eq!(r.status, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("no-such-ca.pem"), "{}", r.stderr);
+}

@@ -9,6 +9,12 @@
 //! watermarks and output cap count encrypted bytes, and the engine's
 //! `pause_producing`/`resume_producing` are passed on to the inner protocol.
 //!
+//! rustls runs through its unbuffered API (`records.rs`): each `data_received`
+//! decrypts whole records in place in the shard's scratch buffer and hands each
+//! record's plaintext to the inner protocol; what the inner protocol wrote is
+//! encrypted, 16 KiB at most per record, when rustls next says it may write. Only a
+//! record split across reads stays with the session, in `incoming`, until it is whole.
+//!
 //! ```text
 //!             ┌────────────── Handshaking { slot, timer } ──────────────┐
 //!   accepted ─┤  ciphertext ─► rustls ─► handshake bytes ─► engine      │
@@ -494,7 +500,7 @@ fn step<C: Records, P: Protocol>(
         }
         Ok(next) => {
             if st.handshaking() && !conn.is_handshaking() {
-                st.handshake_done(&**conn, out);
+                st.handshake_done(conn, out);
                 return (discard, Next::Again);
             }
             (discard, next)
