@@ -1,18 +1,33 @@
 #!/usr/bin/env bash
-# TLS figures for weft's ssl: echo against the tokio-rustls peer, one server core each:
-#   1. full TLS 1.3 handshakes (ECDSA P-256) per second of *server* CPU, driven by
-#      `openssl s_time -new` (every connection a full handshake);
-#   2. server memory per idle TLS connection, with N connections held open by Python.
-# Usage: benches/peers/tls_compare.sh [SECONDS] [IDLE_CONNECTIONS]
-# Needs: a release weft (cargo build --release), openssl, python3; the peer is built
-# here from benches/peers/tokio_rustls_echo if missing. Kept apart from compare.sh.
+# TLS figures for weft's ssl: echo against the tokio-rustls peer (same rustls 0.23.46,
+# ring provider, ECDSA P-256 certificate, TLS 1.3), each server on one core:
+#   1. full TLS 1.3 handshakes per second of *server* CPU: `loadgen connect --tls`, C
+#      handshakes in flight (every connect a full handshake, no resumption);
+#   2. 64-byte ping-pong over TLS at 16 and 256 connections: `loadgen echo --tls`,
+#      requests per second of server CPU (server efficiency);
+#   3. server memory per idle TLS connection, with N connections held open by Python
+#      (each past its handshake and one echo).
+# Server CPU is utime + stime of the whole server process from /proc/PID/stat, read
+# before and after each loadgen run. The server is pinned to SERVER_CPU (default 0),
+# loadgen to LOADGEN_CPU (default 1).
+#
+# Usage: [ROUNDS=3] benches/peers/tls_compare.sh [SECONDS] [IDLE_CONNECTIONS] [HANDSHAKES_IN_FLIGHT]
+# Needs: release builds of weft and loadgen (cargo build --release -p weft -p loadgen),
+# openssl, python3; the peer is built from benches/peers/tokio_rustls_echo if missing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-10}
 idle=${2:-5000}
+inflight=${3:-32}
+server_cpu=${SERVER_CPU:-0}
+loadgen_cpu=${LOADGEN_CPU:-1}
 weft=target/release/weft
+loadgen=target/release/loadgen
 peer=benches/peers/tokio_rustls_echo/target/release/tokio-rustls-echo
-[ -x "$weft" ] || { echo "build weft first: cargo build --release" >&2; exit 1; }
+[ -x "$weft" ] && [ -x "$loadgen" ] || {
+    echo "build first: cargo build --release -p weft -p loadgen" >&2
+    exit 1
+}
 if [ ! -x "$peer" ]; then
     (cd benches/peers/tokio_rustls_echo && cargo build --release --quiet)
 fi
@@ -26,22 +41,35 @@ cat "$dir/cert.pem" >> "$dir/server.pem"
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+hz=$(getconf CLK_TCK)
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-measure() { # name port pid
-    local name=$1 port=$2 pid=$3 t0 t1 out n
+# efficiency NAME PID WHAT LOADGEN-ARGS...: one loadgen run, its count over server CPU.
+efficiency() {
+    local name=$1 pid=$2 what=$3 t0 t1
+    shift 3
     t0=$(cpu_ticks "$pid")
-    out=$(openssl s_time -connect "127.0.0.1:$port" -new -time "$secs" -CAfile "$dir/cert.pem" 2>&1 || true)
+    taskset -c "$loadgen_cpu" "$loadgen" "$@" --duration "${secs}s" --cpus "$loadgen_cpu" \
+        --quiet --json "$dir/run.json" >"$dir/run.txt" 2>&1 ||
+        echo "  ($name $what: loadgen reported errors: $(tr '\n' ' ' <"$dir/run.txt" | tail -c 300))"
     t1=$(cpu_ticks "$pid")
-    n=$(echo "$out" | awk '/connections in/ {print $1; exit}')
-    local hz; hz=$(getconf CLK_TCK)
-    python3 - "$name" "$n" "$t0" "$t1" "$hz" "$secs" <<'PY'
-import sys
-name, n, t0, t1, hz, secs = sys.argv[1], int(sys.argv[2] or 0), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6])
+    python3 - "$name" "$what" "$t0" "$t1" "$hz" "$dir/run.json" <<'PY'
+import json, sys
+name, what, t0, t1, hz, path = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
+r = json.load(open(path))
+n, secs = r["requests"], r["duration_s"]
 cpu = (t1 - t0) / hz
-print(f"{name}: {n} full handshakes in {secs:.0f} s wall, {cpu:.2f} s server CPU -> "
-      f"{n / secs:.0f}/s wall, {n / cpu if cpu else float('nan'):.0f} per server-CPU-second")
+lat = r["latency_us"]
+print(f"{name} | {what} | {n / secs:.0f}/s | server CPU {cpu:.2f} s ({cpu / secs:.0%} of a core) | "
+      f"**{n / cpu if cpu else float('nan'):.0f} per server-CPU-second** | "
+      f"p50 {lat['p50']:.0f} µs, p99 {lat['p99']:.0f} µs | "
+      f"loadgen {r['loadgen']['cpu_utilisation']:.0%} busy | errors {r['error_count']}")
 PY
-    local before after
+}
+
+# idle NAME PORT PID: bytes per idle TLS connection, IDLE of them held by Python.
+idle_memory() {
+    local name=$1 port=$2 pid=$3 before
     before=$(rss_kib "$pid")
     python3 - "$port" "$idle" "$dir/cert.pem" "$pid" "$name" "$before" <<'PY'
 import socket, ssl, sys
@@ -57,20 +85,54 @@ for t in held:
 for t in held:
     t.recv(1)
 after = int([l.split()[1] for l in open(f"/proc/{pid}/status") if l.startswith("VmRSS")][0])
-print(f"{name}: {n} idle TLS connections: RSS {before} -> {after} KiB, "
-      f"{(after - before) * 1024 / n:.0f} bytes per connection")
+print(f"{name} | {n} idle TLS connections | RSS {before} -> {after} KiB | "
+      f"**{(after - before) * 1024 / n:.0f} bytes per connection**")
 PY
 }
 
-"$weft" serve echo --cores 1 "ssl:0:interface=127.0.0.1:privateKey=$dir/server.pem:maxHandshakes=100000" 2>"$dir/weft.log" &
-wpid=$!
-for _ in $(seq 100); do grep -q "listening on" "$dir/weft.log" 2>/dev/null && break; sleep 0.1; done
-wport=$(sed -n 's/.*listening on tcp:127.0.0.1:\([0-9]*\).*/\1/p' "$dir/weft.log" | head -1)
-measure "weft (1 core)" "$wport" "$wpid"
-kill -TERM "$wpid"; wait "$wpid" 2>/dev/null || true
+# start_weft / start_peer: a fresh server pinned to SERVER_CPU; sets PORT and PID.
+start_weft() {
+    taskset -c "$server_cpu" "$weft" serve echo --cores 1 \
+        "ssl:0:interface=127.0.0.1:privateKey=$dir/server.pem:maxHandshakes=100000" 2>"$dir/weft.log" &
+    PID=$!
+    for _ in $(seq 100); do grep -q "listening on" "$dir/weft.log" 2>/dev/null && break; sleep 0.1; done
+    PORT=$(sed -n 's/.*listening on tcp:127.0.0.1:\([0-9]*\).*/\1/p' "$dir/weft.log" | head -1)
+}
+start_peer() {
+    PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    taskset -c "$server_cpu" "$peer" "$PORT" "$dir/server.pem" 2>"$dir/peer.log" &
+    PID=$!
+    for _ in $(seq 100); do grep -q "listening on" "$dir/peer.log" 2>/dev/null && break; sleep 0.1; done
+}
+stop() { kill -TERM "$1"; wait "$1" 2>/dev/null || true; }
 
-pport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$peer" "$pport" "$dir/server.pem" 2>"$dir/peer.log" &
-ppid=$!
-for _ in $(seq 100); do grep -q "listening on" "$dir/peer.log" 2>/dev/null && break; sleep 0.1; done
-measure "tokio-rustls (1 thread)" "$pport" "$ppid"
+# Both servers up at once (only the one loaded uses its core); the cells interleave
+# weft and tokio-rustls, ROUNDS times, so that a change in the machine's load hits both.
+start_weft; wport=$PORT; wpid=$PID
+start_peer; pport=$PORT; ppid=$PID
+tls=(--tls --insecure)
+for round in $(seq "${ROUNDS:-3}"); do
+    echo "round $round"
+    for who in weft peer; do
+        if [ $who = weft ]; then name="weft (1 core)"; port=$wport; pid=$wpid
+        else name="tokio-rustls (1 thread)"; port=$pport; pid=$ppid; fi
+        efficiency "$name" "$pid" "full handshakes, $inflight in flight" \
+            connect --target "127.0.0.1:$port" "${tls[@]}" --connections "$inflight"
+    done
+    for conns in 16 256; do
+        for who in weft peer; do
+            if [ $who = weft ]; then name="weft (1 core)"; port=$wport; pid=$wpid
+            else name="tokio-rustls (1 thread)"; port=$pport; pid=$ppid; fi
+            efficiency "$name" "$pid" "64-byte ping-pong, $conns connections" \
+                echo --target "127.0.0.1:$port" "${tls[@]}" --connections "$conns" --size 64
+        done
+    done
+done
+stop "$wpid"
+stop "$ppid"
+
+# Idle memory on fresh servers (a loaded server's allocator holds memory it would
+# reuse for the idle connections).
+start_weft; idle_memory "weft (1 core)" "$PORT" "$PID"; stop "$PID"
+start_peer; idle_memory "tokio-rustls (1 thread)" "$PORT" "$PID"; stop "$PID"
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"

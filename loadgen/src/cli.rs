@@ -162,7 +162,54 @@ struct EchoArgs {
     #[arg(long, value_enum, default_value_t = Delimiter::Crlf)]
     delimiter: Delimiter,
     #[command(flatten)]
+    tls: TlsArgs,
+    #[command(flatten)]
     common: Common,
+}
+
+/// `--tls` and its trust options (echo and connect).
+#[derive(Debug, Args)]
+struct TlsArgs {
+    /// Speak TLS (rustls) to the server; trusts the system's CAs unless --ca or --insecure
+    #[arg(help_heading = "TLS", long)]
+    tls: bool,
+    /// Trust the CA certificates in this PEM file
+    #[arg(
+        help_heading = "TLS",
+        long,
+        value_name = "FILE",
+        requires = "tls",
+        conflicts_with = "insecure"
+    )]
+    ca: Option<PathBuf>,
+    /// Accept any server certificate (the handshake's signatures are still checked)
+    #[arg(help_heading = "TLS", long, requires = "tls")]
+    insecure: bool,
+    /// The name the server's certificate must carry [default: the target's host]
+    #[arg(help_heading = "TLS", long, value_name = "NAME", requires = "tls")]
+    server_name: Option<String>,
+}
+
+impl TlsArgs {
+    /// The run's TLS options, checked by building the client config once.
+    fn options(self, target: &str) -> Result<Option<crate::tls::TlsOptions>, String> {
+        use crate::tls::{TlsOptions, Trust};
+        if !self.tls {
+            return Ok(None);
+        }
+        let host = target.rsplit_once(':').map_or(target, |(h, _)| h);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let options = TlsOptions {
+            trust: match (self.ca, self.insecure) {
+                (Some(ca), _) => Trust::Ca(ca),
+                (None, true) => Trust::Insecure,
+                (None, false) => Trust::System,
+            },
+            server_name: self.server_name.unwrap_or_else(|| host.to_string()),
+        };
+        options.client()?;
+        Ok(Some(options))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -174,6 +221,8 @@ struct ConnectArgs {
     /// a storm does not run out of ports) or fin
     #[arg(long, value_enum, default_value_t = Close::Rst)]
     close: Close,
+    #[command(flatten)]
+    tls: TlsArgs,
     #[command(flatten)]
     common: Common,
 }
@@ -346,6 +395,7 @@ pub fn parse(args: &[String]) -> Result<Command, Usage> {
                 Delimiter::Crlf => b"\r\n".to_vec(),
                 Delimiter::Lf => b"\n".to_vec(),
             };
+            cfg.tls = a.tls.options(&cfg.target).map_err(error)?;
             validate(cfg).map_err(error)
         }
         Sub::Connect(a) => {
@@ -354,6 +404,7 @@ pub fn parse(args: &[String]) -> Result<Command, Usage> {
                 Close::Rst => CloseStyle::Reset,
                 Close::Fin => CloseStyle::Fin,
             };
+            cfg.tls = a.tls.options(&cfg.target).map_err(error)?;
             validate(cfg).map_err(error)
         }
         Sub::Udp(a) => {

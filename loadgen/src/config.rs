@@ -87,6 +87,8 @@ pub struct RunConfig {
     pub close: CloseStyle,
     /// UDP: how long a datagram may wait for its reply before it counts as lost.
     pub loss_timeout: Duration,
+    /// Echo and connect: speak TLS to the server (`--tls`).
+    pub tls: Option<crate::tls::TlsOptions>,
 }
 
 impl RunConfig {
@@ -114,6 +116,7 @@ impl RunConfig {
             quiet: false,
             close: CloseStyle::Reset,
             loss_timeout: Duration::from_millis(500),
+            tls: None,
         }
     }
 

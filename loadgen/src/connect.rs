@@ -11,16 +11,25 @@
 //! socket is closed with a reset (`SO_LINGER` 0) so that the client's ports do not pile up
 //! in `TIME_WAIT` and a long storm does not end in `EADDRNOTAVAIL`; `--close fin` closes
 //! normally.
+//!
+//! With `--tls` an attempt goes on past the TCP connect to a full TLS handshake (rustls,
+//! no session resumption), driven by the same epoll loop, and its latency runs to the
+//! handshake's end: a storm of `--tls` connects is a handshake benchmark.
 
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
+
+use weft::tls::rustls::pki_types::ServerName;
+use weft::tls::rustls::{ClientConfig, ClientConnection};
 
 use crate::clock::Nanos;
 use crate::config::CloseStyle;
-use crate::poller::{Poller, WRITABLE};
+use crate::poller::{Poller, READABLE, WRITABLE};
 use crate::schedule::Schedule;
 use crate::socket::{self, ConnectState};
 use crate::stats::{Recorder, ThreadResult};
+use crate::tls;
 use crate::worker::{ThreadCtx, Ticker, Timeline};
 
 struct Attempt {
@@ -28,6 +37,8 @@ struct Attempt {
     intended: Nanos,
     started: Nanos,
     queued: bool,
+    /// `--tls`: the handshake, once the TCP connect is done.
+    tls: Option<Box<ClientConnection>>,
 }
 
 struct Storm<'a> {
@@ -38,6 +49,8 @@ struct Storm<'a> {
     rec: Recorder,
     issuing: bool,
     issued_measured: u64,
+    /// `--tls`: the client config and the name to verify.
+    client: Option<(Arc<ClientConfig>, ServerName<'static>)>,
 }
 
 impl Storm<'_> {
@@ -64,6 +77,22 @@ impl Storm<'_> {
             }
         }
         match socket::connect(&self.ctx.addr) {
+            Ok((fd, ConnectState::Connected)) if self.client.is_some() => {
+                if let Err(e) = self.poller.add(fd.as_raw_fd(), READABLE, slot as u64) {
+                    self.rec.error(&format!("epoll:{}", socket::error_name(&e)));
+                    self.free.push(slot);
+                    return true;
+                }
+                self.rec.open_connections += 1;
+                self.slots[slot] = Some(Attempt {
+                    fd,
+                    intended,
+                    started: now,
+                    queued,
+                    tls: None,
+                });
+                self.begin_tls(slot);
+            }
             Ok((fd, ConnectState::Connected)) => {
                 self.rec.complete(intended, now, now, !queued);
                 self.close(fd);
@@ -81,6 +110,7 @@ impl Storm<'_> {
                     intended,
                     started: now,
                     queued,
+                    tls: None,
                 });
             }
             Err(e) => {
@@ -92,19 +122,121 @@ impl Storm<'_> {
         true
     }
 
-    fn finish(&mut self, slot: usize, now: Nanos) {
+    /// An event on attempt `slot`: its TCP connect ended, or (`--tls`) its handshake
+    /// moved.
+    fn event(&mut self, slot: usize, now: Nanos) {
+        let Some(a) = self.slots[slot].as_ref() else {
+            return;
+        };
+        if a.tls.is_some() {
+            self.drive_tls(slot, now);
+            return;
+        }
+        match socket::take_error(&a.fd) {
+            Ok(None) if self.client.is_some() => self.begin_tls(slot),
+            Ok(None) => self.end(slot, now, None),
+            Ok(Some(e)) | Err(e) => {
+                let kind = format!("connect:{}", socket::error_name(&e));
+                self.end(slot, now, Some(&kind));
+            }
+        }
+    }
+
+    /// Ends attempt `slot`: completed (`error` None) or failed with `error`.
+    fn end(&mut self, slot: usize, now: Nanos, error: Option<&str>) {
         let Some(a) = self.slots[slot].take() else {
             return;
         };
         self.rec.open_connections -= 1;
         self.free.push(slot);
-        match socket::take_error(&a.fd) {
-            Ok(None) => self.rec.complete(a.intended, a.started, now, !a.queued),
-            Ok(Some(e)) | Err(e) => self
-                .rec
-                .error(&format!("connect:{}", socket::error_name(&e))),
+        match error {
+            None => self.rec.complete(a.intended, a.started, now, !a.queued),
+            Some(kind) => self.rec.error(kind),
         }
         self.close(a.fd);
+    }
+
+    /// The TCP connect of `slot` is done: starts the TLS handshake (the ClientHello).
+    fn begin_tls(&mut self, slot: usize) {
+        let Some((config, name)) = self.client.as_ref() else {
+            return;
+        };
+        let session = match ClientConnection::new(Arc::clone(config), name.clone()) {
+            Ok(s) => s,
+            Err(e) => {
+                let kind = tls::error_kind(&e);
+                self.end(slot, 0, Some(&kind));
+                return;
+            }
+        };
+        if let Some(a) = self.slots[slot].as_mut() {
+            a.tls = Some(Box::new(session));
+        }
+        self.send_and_watch(slot, 0);
+    }
+
+    /// Moves the handshake of `slot` on with what arrived; ends the attempt when the
+    /// handshake is done or failed.
+    fn drive_tls(&mut self, slot: usize, now: Nanos) {
+        let Some(a) = self.slots[slot].as_mut() else {
+            return;
+        };
+        let Some(session) = a.tls.as_mut() else {
+            return;
+        };
+        loop {
+            match session.read_tls(&mut tls::FdIo(&a.fd)) {
+                Ok(0) => {
+                    self.end(slot, now, Some("tls:closed_by_peer"));
+                    return;
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    let kind = format!("recv:{}", socket::error_name(&e));
+                    self.end(slot, now, Some(&kind));
+                    return;
+                }
+            }
+            if let Err(e) = session.process_new_packets() {
+                let _ = tls::send_queued(session, &a.fd);
+                let kind = tls::error_kind(&e);
+                self.end(slot, now, Some(&kind));
+                return;
+            }
+        }
+        if !session.is_handshaking() {
+            // The client's Finished goes out first, so the server sees a whole handshake.
+            let _ = tls::send_queued(session, &a.fd);
+            self.end(slot, now, None);
+            return;
+        }
+        self.send_and_watch(slot, now);
+    }
+
+    /// Sends what the handshake of `slot` has queued and waits for the socket to be
+    /// readable (and writable, if some is left).
+    fn send_and_watch(&mut self, slot: usize, now: Nanos) {
+        let Some(a) = self.slots[slot].as_mut() else {
+            return;
+        };
+        let Some(session) = a.tls.as_mut() else {
+            return;
+        };
+        if let Err(e) = tls::send_queued(session, &a.fd) {
+            let kind = format!("send:{}", socket::error_name(&e));
+            self.end(slot, now, Some(&kind));
+            return;
+        }
+        let interest = if session.wants_write() {
+            READABLE | WRITABLE
+        } else {
+            READABLE
+        };
+        if let Err(e) = self.poller.modify(a.fd.as_raw_fd(), interest, slot as u64) {
+            let kind = format!("epoll:{}", socket::error_name(&e));
+            self.end(slot, now, Some(&kind));
+        }
     }
 }
 
@@ -129,7 +261,29 @@ pub fn run_thread(ctx: ThreadCtx) -> ThreadResult {
             };
         }
     };
+    let client = match ctx
+        .cfg
+        .tls
+        .as_ref()
+        .map(tls::TlsOptions::client)
+        .transpose()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            // Validated before the threads start; kept as an error rather than a panic.
+            let mut rec = Recorder::new(timeline.warmup_end);
+            rec.error(&format!("tls:config:{e}"));
+            ctx.start_together();
+            return ThreadResult {
+                metrics: rec.total,
+                counts: rec.counts,
+                cpu_ns: 0,
+                end: 0,
+            };
+        }
+    };
     let mut s = Storm {
+        client,
         ctx: &ctx,
         slots: (0..ctx.connections).map(|_| None).collect(),
         free: (0..ctx.connections).rev().collect(),
@@ -212,7 +366,7 @@ pub fn run_thread(ctx: ThreadCtx) -> ThreadResult {
         let now = clock.now();
         for i in 0..n {
             let ev = s.poller.event(i);
-            s.finish(ev.token as usize, now);
+            s.event(ev.token as usize, now);
         }
         // Queued attempts take the freed slots first, in order.
         while !s.free.is_empty() {

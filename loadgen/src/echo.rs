@@ -32,6 +32,7 @@ use crate::poller::{Poller, HANGUP, READABLE, WRITABLE};
 use crate::schedule::Schedule;
 use crate::socket;
 use crate::stats::{Recorder, ThreadResult};
+use crate::tls;
 use crate::worker::{ThreadCtx, Ticker, Timeline};
 
 /// Bytes read per `recv`.
@@ -56,6 +57,8 @@ struct Conn {
     backlog: VecDeque<Nanos>,
     rx_pos: usize,
     next_seq: u64,
+    /// The TLS session (`--tls`): requests go in as plaintext, ciphertext goes out.
+    tls: Option<weft::tls::rustls::ClientConnection>,
 }
 
 impl Conn {
@@ -138,7 +141,24 @@ impl Echo<'_> {
         let conn = &mut self.conns[c];
         conn.dirty = false;
         let Some(fd) = conn.fd.as_ref() else { return };
-        if conn.out_pos < conn.out.len() {
+        if let Some(session) = conn.tls.as_mut() {
+            if conn.out_pos < conn.out.len() {
+                use std::io::Write;
+                // rustls encrypts at once; it takes less only past its buffer limit.
+                conn.out_pos += session
+                    .writer()
+                    .write(&conn.out[conn.out_pos..])
+                    .unwrap_or(0);
+            }
+            match tls::send_queued(session, fd) {
+                Ok(n) => self.rec.sent_bytes(n),
+                Err(e) => {
+                    let kind = format!("send:{}", socket::error_name(&e));
+                    self.close(c, Some(&kind));
+                    return;
+                }
+            }
+        } else if conn.out_pos < conn.out.len() {
             match socket::send(fd, &conn.out[conn.out_pos..]) {
                 Ok(n) => {
                     conn.out_pos += n;
@@ -153,8 +173,9 @@ impl Echo<'_> {
             }
         }
         let conn = &mut self.conns[c];
-        let pending = conn.out_pos < conn.out.len();
-        if !pending {
+        let unsent = conn.out_pos < conn.out.len();
+        let pending = unsent || conn.tls.as_ref().is_some_and(|t| t.wants_write());
+        if !unsent {
             conn.out.clear();
             conn.out_pos = 0;
         }
@@ -177,8 +198,12 @@ impl Echo<'_> {
         }
     }
 
-    /// Reads once from connection `c` and checks and completes what arrived.
+    /// Reads once from connection `c` and checks and completes what arrived. Returns
+    /// true when more may be waiting.
     fn read(&mut self, c: usize, scratch: &mut [u8], now_of: impl Fn() -> Nanos) -> bool {
+        if self.conns[c].tls.is_some() {
+            return self.read_tls(c, scratch, now_of);
+        }
         let Some(fd) = self.conns[c].fd.as_ref() else {
             return false;
         };
@@ -202,8 +227,89 @@ impl Echo<'_> {
         };
         let now = now_of();
         self.rec.received_bytes(n);
+        if self.check(c, &scratch[..n], now) {
+            self.refill(c, now);
+        }
+        n == scratch.len()
+    }
+
+    /// Reads ciphertext once from connection `c` into its TLS session, then checks and
+    /// completes the plaintext it yields. Returns true when more may be waiting.
+    fn read_tls(&mut self, c: usize, scratch: &mut [u8], now_of: impl Fn() -> Nanos) -> bool {
+        use std::io::Read;
+        let conn = &mut self.conns[c];
+        let (Some(fd), Some(session)) = (conn.fd.as_ref(), conn.tls.as_mut()) else {
+            return false;
+        };
+        let n = match session.read_tls(&mut tls::FdIo(fd)) {
+            Ok(0) => {
+                let kind = if conn.outstanding() > 0 {
+                    "closed_by_peer"
+                } else {
+                    "closed_idle"
+                };
+                self.close(c, Some(kind));
+                return false;
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(e) => {
+                let kind = format!("recv:{}", socket::error_name(&e));
+                self.close(c, Some(&kind));
+                return false;
+            }
+        };
+        self.rec.received_bytes(n);
+        if let Err(e) = session.process_new_packets() {
+            // The alert rustls queued goes out before the close.
+            let _ = tls::send_queued(session, fd);
+            self.close(c, Some(&tls::error_kind(&e)));
+            return false;
+        }
+        let now = now_of();
+        loop {
+            let Some(session) = self.conns[c].tls.as_mut() else {
+                return false;
+            };
+            let m = match session.reader().read(scratch) {
+                // The server's close_notify.
+                Ok(0) => {
+                    let kind = if self.conns[c].outstanding() > 0 {
+                        "closed_by_peer"
+                    } else {
+                        "closed_idle"
+                    };
+                    self.close(c, Some(kind));
+                    return false;
+                }
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    let kind = format!("recv:{}", socket::error_name(&e));
+                    self.close(c, Some(&kind));
+                    return false;
+                }
+            };
+            if !self.check(c, &scratch[..m], now) {
+                return false;
+            }
+        }
+        self.refill(c, now);
+        // What rustls has to say (a key update's answer) goes with the next flush.
+        let conn = &mut self.conns[c];
+        if conn.tls.as_ref().is_some_and(|t| t.wants_write()) && !conn.dirty {
+            conn.dirty = true;
+            self.dirty.push(c);
+        }
+        // rustls reads at most 4 KiB (more with a partial record) per call.
+        n >= 4096
+    }
+
+    /// Checks `data` (plaintext from connection `c`) against the requests in flight and
+    /// completes those it ends. Returns false on a mismatch (the connection is closed).
+    fn check(&mut self, c: usize, data: &[u8], now: Nanos) -> bool {
         let frame_len = self.payload.frame_len();
-        let mut data = &scratch[..n];
+        let mut data = data;
         while !data.is_empty() {
             let conn = &mut self.conns[c];
             let Some(front) = conn.in_flight.front().copied() else {
@@ -225,7 +331,11 @@ impl Echo<'_> {
                     .complete(front.intended, front.sent, now, !front.queued);
             }
         }
-        // Refill the connection's window.
+        true
+    }
+
+    /// Refills connection `c`'s window of requests in flight.
+    fn refill(&mut self, c: usize, now: Nanos) {
         loop {
             let conn = &mut self.conns[c];
             if conn.in_flight.len() >= self.depth {
@@ -239,7 +349,6 @@ impl Echo<'_> {
                 break;
             }
         }
-        n == scratch.len()
     }
 
     fn mismatch(&mut self, c: usize, seq: Option<u64>, got: &[u8]) {
@@ -303,12 +412,34 @@ pub fn run_thread(ctx: ThreadCtx) -> ThreadResult {
             };
         }
     };
+    let client = match ctx
+        .cfg
+        .tls
+        .as_ref()
+        .map(tls::TlsOptions::client)
+        .transpose()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            // Validated before the threads start; kept as an error rather than a panic.
+            rec.error(&format!("tls:config:{e}"));
+            None
+        }
+    };
     let mut conns = Vec::with_capacity(ctx.connections);
     for i in 0..ctx.connections {
-        let fd = match open_connection(&ctx) {
-            Ok(fd) => match poller.add(fd.as_raw_fd(), READABLE, i as u64) {
+        let opened = match &client {
+            Some((config, name)) => {
+                tls::connect_blocking(&ctx.addr, config, name).map(|(fd, t)| (fd, Some(t)))
+            }
+            None => open_connection(&ctx).map(|fd| (fd, None)),
+        };
+        let mut session = None;
+        let fd = match opened {
+            Ok((fd, t)) => match poller.add(fd.as_raw_fd(), READABLE, i as u64) {
                 Ok(()) => {
                     rec.open_connections += 1;
+                    session = t;
                     Some(fd)
                 }
                 Err(e) => {
@@ -331,6 +462,7 @@ pub fn run_thread(ctx: ThreadCtx) -> ThreadResult {
             backlog: VecDeque::new(),
             rx_pos: 0,
             next_seq: 0,
+            tls: session,
         });
     }
     let mut e = Echo {

@@ -25,7 +25,8 @@
 //!   [`socket`]), one `recv` and one `send` per connection per wake-up, no allocation per
 //!   request.
 //!
-//! It does not do TLS, HTTP, or anything but the framings of `weft::protocols::Framing`.
+//! It speaks TLS (`--tls`, echo and connect, on rustls) but not HTTP, nor anything but
+//! the framings of `weft::protocols::Framing`.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -46,6 +47,7 @@ pub mod runner;
 pub mod schedule;
 pub mod socket;
 pub mod stats;
+pub mod tls;
 pub mod udp;
 pub mod worker;
 

@@ -35,6 +35,7 @@ use super::error::TlsConfigError;
 use super::options::{parse_alpn, parse_seconds, DEFAULT_HANDSHAKE_TIMEOUT};
 use super::pem::{certificates, private_key, root_store, system_roots};
 use super::provider::provider;
+use super::records::Session;
 use super::session::{ShardTls, TlsProtocol};
 use super::stats::TlsStats;
 
@@ -262,6 +263,7 @@ impl<F: ClientFactory> TlsClientFactory<F> {
             handshake_timeout,
             in_progress: Cell::new(0),
             last_ending: RefCell::new(None),
+            scratch: Default::default(),
         });
         TlsClientFactory {
             inner,
@@ -286,9 +288,12 @@ impl<F: ClientFactory> ClientFactory for TlsClientFactory<F> {
     type Protocol = TlsProtocol<F::Protocol>;
 
     fn build_protocol(&mut self, _addr: &Address) -> Option<Self::Protocol> {
-        match rustls::ClientConnection::new(Arc::clone(&self.config), self.name.clone()) {
+        match rustls::client::UnbufferedClientConnection::new(
+            Arc::clone(&self.config),
+            self.name.clone(),
+        ) {
             Ok(c) => Some(TlsProtocol::new(
-                rustls::Connection::Client(c),
+                Session::Client(c),
                 Rc::clone(&self.shard),
                 Some(self.name.to_str().into_owned()),
             )),

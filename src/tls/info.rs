@@ -29,11 +29,9 @@ pub struct TlsInfo {
 }
 
 impl TlsInfo {
-    pub(crate) fn of(conn: &rustls::Connection, server_name: Option<String>) -> TlsInfo {
-        let server_name = match conn {
-            rustls::Connection::Server(s) => s.server_name().map(str::to_string),
-            rustls::Connection::Client(_) => server_name,
-        };
+    /// The facts of `conn`; `server_name` is the name a client verified, or the
+    /// name a server's client asked for.
+    pub(crate) fn of(conn: &rustls::CommonState, server_name: Option<String>) -> TlsInfo {
         TlsInfo {
             alpn: conn.alpn_protocol().map(<[u8]>::to_vec),
             version: conn.protocol_version(),

@@ -29,6 +29,7 @@ mod info;
 mod options;
 mod pem;
 mod provider;
+mod records;
 mod reload;
 mod server;
 mod server_config;

@@ -16,6 +16,7 @@ use rustls::ServerConfig;
 use crate::address::Address;
 use crate::factory::Factory;
 
+use super::records::Session;
 use super::server_config::ServerTls;
 use super::session::{ShardTls, TlsProtocol};
 use super::stats::TlsStats;
@@ -63,6 +64,7 @@ impl<F: Factory> TlsServerFactory<F> {
             handshake_timeout: tls.options().handshake_timeout,
             in_progress: Cell::new(0),
             last_ending: RefCell::new(None),
+            scratch: Default::default(),
         });
         TlsServerFactory {
             cached: RefCell::new((tls.generation(), tls.config())),
@@ -104,7 +106,7 @@ impl<F: Factory> Factory for TlsServerFactory<F> {
             self.shard.stats.on_refused();
             return None;
         }
-        let conn = match rustls::ServerConnection::new(self.config()) {
+        let conn = match rustls::server::UnbufferedServerConnection::new(self.config()) {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!("tls: cannot start a server session: {e}");
@@ -112,7 +114,7 @@ impl<F: Factory> Factory for TlsServerFactory<F> {
             }
         };
         Some(TlsProtocol::new(
-            rustls::Connection::Server(conn),
+            Session::Server(conn),
             Rc::clone(&self.shard),
             None,
         ))

@@ -9,6 +9,12 @@
 //! watermarks and output cap count encrypted bytes, and the engine's
 //! `pause_producing`/`resume_producing` are passed on to the inner protocol.
 //!
+//! rustls runs through its unbuffered API (`records.rs`): each `data_received`
+//! decrypts whole records in place in the shard's scratch buffer and hands each
+//! record's plaintext to the inner protocol; what the inner protocol wrote is
+//! encrypted, 16 KiB at most per record, when rustls next says it may write. Only a
+//! record split across reads stays with the session, in `incoming`, until it is whole.
+//!
 //! ```text
 //!             ┌────────────── Handshaking { slot, timer } ──────────────┐
 //!   accepted ─┤  ciphertext ─► rustls ─► handshake bytes ─► engine      │
@@ -41,7 +47,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
-use std::io::{self, BufRead, Write};
+use std::io;
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
@@ -54,7 +60,11 @@ use crate::protocol::Protocol;
 use crate::reason::Reason;
 use crate::transport::{ConnShared, Transport, TransportHandle};
 
+use rustls::unbuffered::{ConnectionState, UnbufferedStatus, WriteTraffic};
+use rustls::CommonState;
+
 use super::info::TlsInfo;
+use super::records::{self, Records, Scratch, Session, MAX_PLAINTEXT};
 use super::stats::{HandshakeEnd, TlsStats};
 
 /// Builds the inner protocol for a peer (the wrapped factory's `build_protocol`).
@@ -69,6 +79,8 @@ pub(crate) struct ShardTls<P> {
     pub(crate) handshake_timeout: Duration,
     pub(crate) in_progress: Cell<usize>,
     pub(crate) last_ending: RefCell<Option<Ending>>,
+    /// The shard's buffers that records are decrypted in and encrypted into.
+    pub(crate) scratch: Scratch,
 }
 
 /// One handshake counted in progress; dropping it ends the count.
@@ -186,16 +198,13 @@ impl Out<'_> {
     }
 }
 
-impl Write for Out<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+impl Out<'_> {
+    /// Queues ciphertext on the engine's connection.
+    fn send(&mut self, data: &[u8]) {
         match self {
-            Out::Now(t) => t.write(buf),
-            Out::Later(h) => h.write(buf),
+            Out::Now(t) => t.write(data),
+            Out::Later(h) => h.write(data),
         }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
 
@@ -226,11 +235,26 @@ struct Outer {
     limits: crate::transport::OutputLimits,
 }
 
+/// What one step of rustls's state machine leaves to do.
+enum Next {
+    /// Call rustls again: it may have more to report.
+    Again,
+    /// rustls waits for the peer (or has nothing to say): stop until an event.
+    Stop,
+}
+
 struct Core<P: Protocol> {
-    conn: rustls::Connection,
+    session: Session,
+    st: State<P>,
+}
+
+/// Everything of a session but rustls's connection (so that the two can be
+/// borrowed apart while rustls hands out decrypted records).
+struct State<P: Protocol> {
     shard: Rc<ShardTls<P>>,
     phase: Phase<P>,
-    /// The name a client verified (for `TlsInfo::server_name`).
+    /// On a client, the name it verified; on a server, the name the client asked
+    /// for (SNI), caught by the certificate resolver.
     server_name: Option<String>,
     /// The engine's transport as seen from outside a callback; set by
     /// `connection_made`.
@@ -240,12 +264,21 @@ struct Core<P: Protocol> {
     close_sent: bool,
     close_received: bool,
     close_handled: bool,
+    /// close_notify is owed with no inner protocol to ask for it (its factory
+    /// refused, or the peer closed before it existed).
+    close_wanted: bool,
     aborted: bool,
-    /// We paused the engine's reading (the inner protocol paused, or rustls's
-    /// plaintext buffer is full).
+    /// We paused the engine's reading (the inner protocol paused, or plaintext
+    /// waits for it).
     outer_paused: bool,
-    /// Ciphertext read while rustls's plaintext buffer was full.
-    pending_in: Vec<u8>,
+    /// Ciphertext rustls has not finished with: a record split across reads, or
+    /// the fragments of a handshake message split across records. Empty and
+    /// without capacity otherwise: whole records are decrypted in the shard's
+    /// scratch buffer.
+    incoming: Vec<u8>,
+    /// Plaintext the inner protocol cannot take yet: it paused reading, or it
+    /// does not exist yet (data in the handshake's last flight).
+    held: Vec<u8>,
     lost: bool,
 }
 
@@ -257,9 +290,9 @@ pub struct TlsProtocol<P: Protocol> {
 }
 
 impl<P: Protocol> TlsProtocol<P> {
-    /// Wraps a fresh rustls connection; counts a handshake in progress on `shard`.
+    /// Wraps a fresh rustls session; counts a handshake in progress on `shard`.
     pub(crate) fn new(
-        conn: rustls::Connection,
+        session: Session,
         shard: Rc<ShardTls<P>>,
         server_name: Option<String>,
     ) -> TlsProtocol<P> {
@@ -271,33 +304,37 @@ impl<P: Protocol> TlsProtocol<P> {
         };
         TlsProtocol {
             core: Rc::new(RefCell::new(Core {
-                conn,
-                shard,
-                phase: Phase::Fresh(slot),
-                server_name,
-                outer: None,
-                tls_error: None,
-                timed_out: false,
-                close_sent: false,
-                close_received: false,
-                close_handled: false,
-                aborted: false,
-                outer_paused: false,
-                pending_in: Vec::new(),
-                lost: false,
+                session,
+                st: State {
+                    shard,
+                    phase: Phase::Fresh(slot),
+                    server_name,
+                    outer: None,
+                    tls_error: None,
+                    timed_out: false,
+                    close_sent: false,
+                    close_received: false,
+                    close_handled: false,
+                    close_wanted: false,
+                    aborted: false,
+                    outer_paused: false,
+                    incoming: Vec::new(),
+                    held: Vec::new(),
+                    lost: false,
+                },
             })),
         }
     }
 
     /// Tells whether the handshake is still running.
     pub fn is_handshaking(&self) -> bool {
-        self.core.borrow().conn.is_handshaking()
+        self.core.borrow().session.common().is_handshaking()
     }
 
     /// Calls `f` with the inner protocol, if it exists (after the handshake, before
     /// the connection is lost).
     pub fn with_inner<R>(&self, f: impl FnOnce(&mut P, &mut Transport) -> R) -> Option<R> {
-        match &mut self.core.borrow_mut().phase {
+        match &mut self.core.borrow_mut().st.phase {
             Phase::Open(inner) => Some(f(&mut inner.protocol, &mut inner.transport)),
             _ => None,
         }
@@ -305,9 +342,205 @@ impl<P: Protocol> TlsProtocol<P> {
 }
 
 impl<P: Protocol> Core<P> {
-    /// Sends what rustls has queued (handshake messages, alerts, records).
-    fn flush_tls(&mut self, out: &mut Out<'_>) {
-        flush(&mut self.conn, out);
+    /// Runs rustls over `buf` (the connection's unfinished ciphertext followed by
+    /// what just arrived) until it waits for the peer: decrypted records go to the
+    /// inner protocol, handshake records and the inner protocol's output go to
+    /// the engine. Returns how many bytes of `buf` rustls is done with.
+    fn process(&mut self, buf: &mut [u8], out: &mut Out<'_>) -> usize {
+        let mut used = 0;
+        loop {
+            if self.st.tls_error.is_some() || self.st.lost {
+                return buf.len();
+            }
+            let (discard, next) = match &mut self.session {
+                Session::Server(c) => {
+                    let (d, n) = step(&mut **c, &mut buf[used..], &mut self.st, out);
+                    if self.st.handshaking() {
+                        if let Some(name) = super::sni::take_requested_name() {
+                            self.st.server_name = Some(name);
+                        }
+                    }
+                    (d, n)
+                }
+                Session::Client(c) => step(&mut **c, &mut buf[used..], &mut self.st, out),
+            };
+            used += discard;
+            if let Next::Stop = next {
+                return used;
+            }
+        }
+    }
+
+    /// Feeds ciphertext from the engine to rustls and runs everything it unblocks.
+    fn receive(&mut self, data: &[u8], out: &mut Out<'_>) {
+        if self.st.lost || self.st.tls_error.is_some() || self.st.aborted {
+            return;
+        }
+        // After the peer's close_notify nothing more is read: what follows it is
+        // discarded.
+        if !self.st.close_received {
+            if self.st.incoming.is_empty() {
+                // The usual case: whole records, decrypted in the shard's buffer.
+                let mut buf = self.st.shard.scratch.take_input();
+                buf.extend_from_slice(data);
+                let used = self.process(&mut buf, out);
+                if used < buf.len() && self.st.keeps_input() {
+                    self.st.incoming = buf[used..].to_vec();
+                }
+                self.st.shard.scratch.put_input(buf);
+            } else {
+                let mut buf = std::mem::take(&mut self.st.incoming);
+                buf.extend_from_slice(data);
+                let used = self.process(&mut buf, out);
+                self.st.keep_incoming(buf, used);
+            }
+        }
+        self.run(out);
+    }
+
+    /// Lets rustls write what it can now: the inner protocol's output, a
+    /// close_notify, a client's first flight.
+    fn flush(&mut self, out: &mut Out<'_>) {
+        if self.st.lost || self.st.tls_error.is_some() {
+            return;
+        }
+        let mut buf = std::mem::take(&mut self.st.incoming);
+        if self.st.close_received {
+            // rustls reads no more records; hand it nothing.
+            buf = Vec::new();
+        }
+        let used = self.process(&mut buf, out);
+        self.st.keep_incoming(buf, used);
+    }
+
+    /// Makes every bit of progress there is: plaintext held back while the inner
+    /// protocol paused, the peer's close, the inner protocol's output and close.
+    fn run(&mut self, out: &mut Out<'_>) {
+        loop {
+            if self.st.tls_error.is_some() || self.st.lost {
+                return;
+            }
+            let mut progressed = self.st.deliver_held();
+            if self.st.close_received && !self.st.close_handled && self.st.held.is_empty() {
+                self.st.close_handled = true;
+                self.st.peer_closed();
+                progressed = true;
+            }
+            self.flush(out);
+            if self.st.close_wanted && !self.st.close_sent {
+                // No point in the handshake to send close_notify from: just close.
+                self.st.close_wanted = false;
+                out.lose();
+            }
+            self.st.sync_pause(out);
+            if !progressed {
+                return;
+            }
+        }
+    }
+}
+
+/// One step of rustls's state machine over `buf`: returns how many bytes of `buf`
+/// it is done with and whether to call it again.
+fn step<C: Records, P: Protocol>(
+    conn: &mut C,
+    buf: &mut [u8],
+    st: &mut State<P>,
+    out: &mut Out<'_>,
+) -> (usize, Next) {
+    let UnbufferedStatus { mut discard, state } = conn.records(buf);
+    let result = match state {
+        Err(e) => Err(e),
+        Ok(ConnectionState::ReadTraffic(mut r)) => {
+            let mut result = Ok(Next::Again);
+            while let Some(record) = r.next_record() {
+                match record {
+                    Ok(record) => {
+                        discard += record.discard;
+                        st.plaintext(record.payload);
+                    }
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                }
+            }
+            result
+        }
+        Ok(ConnectionState::EncodeTlsData(mut e)) => {
+            let mut b = st.shard.scratch.take_output();
+            let n = records::encode(&mut e, &mut b);
+            out.send(&b[..n]);
+            st.shard.scratch.put_output(b);
+            Ok(Next::Again)
+        }
+        // Encoded records went to the engine as they were encoded.
+        Ok(ConnectionState::TransmitTlsData(t)) => {
+            t.done();
+            Ok(Next::Again)
+        }
+        Ok(ConnectionState::PeerClosed) => {
+            st.close_received = true;
+            Ok(Next::Again)
+        }
+        Ok(ConnectionState::WriteTraffic(mut w)) => {
+            st.write_out(&mut w, out);
+            Ok(Next::Stop)
+        }
+        // BlockedHandshake (more input needed), Closed, ReadEarlyData (never: no
+        // config enables early data), and states of later rustls versions: wait
+        // for the peer.
+        Ok(_) => Ok(Next::Stop),
+    };
+    match result {
+        Err(e) => {
+            flush_alert(conn, st, out);
+            st.fail(e, out);
+            (buf.len(), Next::Stop)
+        }
+        Ok(next) => {
+            if st.handshaking() && !conn.is_handshaking() {
+                st.handshake_done(conn, out);
+                return (discard, Next::Again);
+            }
+            (discard, next)
+        }
+    }
+}
+
+/// Sends the alert rustls queued when it failed. rustls hands out queued records
+/// before it looks at any input, so it is given none (the input that failed must
+/// not be read again: that would be a second fatal alert).
+fn flush_alert<C: Records, P: Protocol>(conn: &mut C, st: &mut State<P>, out: &mut Out<'_>) {
+    while conn.wants_write() {
+        match conn.records(&mut []).state {
+            Ok(ConnectionState::EncodeTlsData(mut e)) => {
+                let mut b = st.shard.scratch.take_output();
+                let n = records::encode(&mut e, &mut b);
+                out.send(&b[..n]);
+                st.shard.scratch.put_output(b);
+            }
+            _ => return,
+        }
+    }
+}
+
+impl<P: Protocol> State<P> {
+    fn handshaking(&self) -> bool {
+        matches!(self.phase, Phase::Handshaking { .. } | Phase::Fresh(_))
+    }
+
+    /// Whether ciphertext left over after processing is worth keeping.
+    fn keeps_input(&self) -> bool {
+        self.tls_error.is_none() && !self.close_received && !self.lost
+    }
+
+    /// Keeps what rustls is not done with of `buf`, or frees `buf`.
+    fn keep_incoming(&mut self, mut buf: Vec<u8>, used: usize) {
+        if used < buf.len() && self.keeps_input() {
+            buf.drain(..used);
+            self.incoming = buf;
+        }
     }
 
     /// Leaves the handshake (if it still runs): stops its timer and counts how it
@@ -330,88 +563,25 @@ impl<P: Protocol> Core<P> {
         }
     }
 
-    /// A TLS error: send the alert rustls queued, close, remember why.
+    /// A TLS error (the alert is sent): close, remember why.
     fn fail(&mut self, e: rustls::Error, out: &mut Out<'_>) {
         tracing::debug!("tls: {e}");
-        self.flush_tls(out);
         if self.tls_error.is_none() {
             self.tls_error = Some(e);
         }
         self.end_handshake(HandshakeEnd::Failed);
+        self.incoming = Vec::new();
+        self.held = Vec::new();
         out.lose();
     }
 
-    /// Feeds ciphertext to rustls and runs everything it unblocks.
-    fn receive(&mut self, data: &[u8], out: &mut Out<'_>) {
-        if self.lost || self.tls_error.is_some() || self.aborted {
-            return;
-        }
-        if !self.pending_in.is_empty() {
-            self.pending_in.extend_from_slice(data);
-        } else {
-            self.feed(data, out);
-        }
-        self.run(out);
-    }
-
-    /// Moves `data` into rustls, processing and delivering as it goes; what does
-    /// not fit (the plaintext buffer is full because the inner protocol paused)
-    /// waits in `pending_in` with the engine's reading paused.
-    fn feed(&mut self, data: &[u8], out: &mut Out<'_>) {
-        let mut rest = data;
-        while !rest.is_empty() {
-            match self.conn.read_tls(&mut rest) {
-                // After the peer's close_notify rustls reads nothing more: what
-                // follows it is discarded (never loop on it).
-                Ok(0) => return,
-                Ok(_) => {}
-                // The plaintext buffer is full: the inner protocol paused reading.
-                Err(e) if e.kind() == io::ErrorKind::Other => {
-                    self.pending_in.extend_from_slice(rest);
-                    if !self.outer_paused {
-                        out.pause_reading();
-                        self.outer_paused = true;
-                    }
-                    return;
-                }
-                // A record too large to buffer (an oversized handshake message).
-                Err(e) => {
-                    self.fail(rustls::Error::General(e.to_string()), out);
-                    return;
-                }
-            }
-            if !self.process(out) {
-                return;
-            }
-            self.deliver(out);
-        }
-    }
-
-    /// Runs rustls on what it has read. Returns false after a TLS error.
-    fn process(&mut self, out: &mut Out<'_>) -> bool {
-        match self.conn.process_new_packets() {
-            Err(e) => {
-                self.fail(e, out);
-                false
-            }
-            Ok(state) => {
-                self.flush_tls(out);
-                if state.peer_has_closed() {
-                    self.close_received = true;
-                }
-                if matches!(self.phase, Phase::Handshaking { .. }) && !self.conn.is_handshaking() {
-                    self.handshake_done(out);
-                }
-                true
-            }
-        }
-    }
-
-    fn handshake_done(&mut self, out: &mut Out<'_>) {
+    /// The handshake finished: build the inner protocol and call its
+    /// `connection_made`.
+    fn handshake_done(&mut self, common: &CommonState, out: &mut Out<'_>) {
         if !self.end_handshake(HandshakeEnd::Completed) {
             return;
         }
-        let Some(outer) = self.outer.take() else {
+        let Some(outer) = &self.outer else {
             return;
         };
         let (peer, host, reactor, limits) = (
@@ -420,60 +590,137 @@ impl<P: Protocol> Core<P> {
             outer.reactor.clone(),
             outer.limits,
         );
-        self.outer = Some(outer);
         let Some(mut protocol) = (self.shard.build)(&peer) else {
-            self.conn.send_close_notify();
-            self.close_sent = true;
-            self.flush_tls(out);
-            out.lose();
+            self.close_wanted = true;
             return;
         };
         let mut transport = Transport::new(ConnShared::new(limits), reactor, peer, host);
-        transport.tls = Some(Rc::new(TlsInfo::of(&self.conn, self.server_name.clone())));
+        transport.tls = Some(Rc::new(TlsInfo::of(common, self.server_name.clone())));
         protocol.connection_made(&mut transport);
         self.phase = Phase::Open(Inner {
             protocol,
             transport,
         });
-        self.drain_inner(out);
+        self.sync_pause(out);
     }
 
-    /// Encrypts what the inner protocol wrote and carries out its close, abort and
-    /// read-pause requests.
-    fn drain_inner(&mut self, out: &mut Out<'_>) {
+    /// A decrypted record: to the inner protocol if it reads, else held for it.
+    fn plaintext(&mut self, data: &[u8]) {
+        match &mut self.phase {
+            Phase::Open(inner) if self.held.is_empty() && !inner.transport.reading_paused() => {
+                if !inner.transport.disconnecting() {
+                    inner.protocol.data_received(data, &mut inner.transport);
+                }
+            }
+            // No inner protocol will ever read it.
+            Phase::Ended => {}
+            _ => self.held.extend_from_slice(data),
+        }
+    }
+
+    /// Hands held plaintext to the inner protocol if it reads now. Returns true if
+    /// anything was delivered.
+    fn deliver_held(&mut self) -> bool {
         let Phase::Open(inner) = &mut self.phase else {
-            return;
+            return false;
         };
-        let shared = &inner.transport.shared;
-        if shared.machine.borrow().aborted() {
-            if !self.aborted {
-                self.aborted = true;
-                out.abort();
-            }
-            return;
+        if self.held.is_empty() || inner.transport.reading_paused() {
+            return false;
         }
-        if self.close_sent {
-            // Nothing can follow our close_notify.
-            shared.out.borrow_mut().clear();
-        } else {
-            let mut buf = shared.out.borrow_mut();
-            while !buf.is_empty() {
-                let n = match self.conn.writer().write(buf.front()) {
-                    Ok(n) if n > 0 => n,
-                    _ => break,
-                };
-                buf.consume(n);
-                flush(&mut self.conn, out);
+        let held = std::mem::take(&mut self.held);
+        if !inner.transport.disconnecting() {
+            inner.protocol.data_received(&held, &mut inner.transport);
+        }
+        true
+    }
+
+    /// The peer's close_notify, after every byte before it was delivered.
+    fn peer_closed(&mut self) {
+        match &mut self.phase {
+            Phase::Open(inner) => {
+                if inner.protocol.half_closeable() {
+                    inner.protocol.read_connection_lost(&mut inner.transport);
+                } else {
+                    inner.transport.lose_connection();
+                }
             }
-            drop(buf);
-            if shared.machine.borrow().losing() {
-                self.conn.send_close_notify();
-                self.close_sent = true;
-                flush(&mut self.conn, out);
-                out.lose();
+            _ => self.close_wanted = true,
+        }
+    }
+
+    /// Encrypts what the inner protocol wrote, in records of at most 16 KiB, and
+    /// carries out its close and abort (or the close owed with no inner protocol).
+    fn write_out<S>(&mut self, w: &mut WriteTraffic<'_, S>, out: &mut Out<'_>) {
+        let losing = match &self.phase {
+            Phase::Open(inner) => {
+                let shared = Rc::clone(&inner.transport.shared);
+                if shared.machine.borrow().aborted() {
+                    if !self.aborted {
+                        self.aborted = true;
+                        out.abort();
+                    }
+                    return;
+                }
+                if self.close_sent {
+                    // Nothing can follow our close_notify.
+                    shared.out.borrow_mut().clear();
+                    return;
+                }
+                if !shared.out.borrow().is_empty() {
+                    self.encrypt_all(w, &shared, out);
+                }
+                let losing = shared.machine.borrow().losing();
+                losing
+            }
+            _ => self.close_wanted && !self.close_sent,
+        };
+        if losing && self.tls_error.is_none() && !self.close_sent {
+            let mut b = self.shard.scratch.take_output();
+            let n = records::close_notify(w, &mut b);
+            out.send(&b[..n]);
+            self.shard.scratch.put_output(b);
+            self.close_sent = true;
+            out.lose();
+        }
+    }
+
+    fn encrypt_all<S>(
+        &mut self,
+        w: &mut WriteTraffic<'_, S>,
+        shared: &ConnShared,
+        out: &mut Out<'_>,
+    ) {
+        let mut b = self.shard.scratch.take_output();
+        let mut plain = shared.out.borrow_mut();
+        while !plain.is_empty() {
+            let front = plain.front();
+            let n = front.len().min(MAX_PLAINTEXT);
+            match records::encrypt(w, &front[..n], &mut b) {
+                Ok(len) => {
+                    out.send(&b[..len]);
+                    plain.consume(n);
+                }
+                // The keys are used up (TLS 1.2 only; TLS 1.3 renews them).
+                Err(e) => {
+                    plain.clear();
+                    drop(plain);
+                    self.shard.scratch.put_output(b);
+                    self.fail(rustls::Error::General(e.to_string()), out);
+                    return;
+                }
             }
         }
-        let paused = shared.machine.borrow().reading_paused() || !self.pending_in.is_empty();
+        drop(plain);
+        self.shard.scratch.put_output(b);
+    }
+
+    /// Pauses the engine's reading while the inner protocol does not read or
+    /// plaintext waits for it; resumes it otherwise.
+    fn sync_pause(&mut self, out: &mut Out<'_>) {
+        let paused = match &self.phase {
+            Phase::Open(inner) => inner.transport.reading_paused() || !self.held.is_empty(),
+            _ => false,
+        };
         if paused != self.outer_paused {
             self.outer_paused = paused;
             if paused {
@@ -484,87 +731,10 @@ impl<P: Protocol> Core<P> {
         }
     }
 
-    /// Hands buffered plaintext to the inner protocol, one rustls chunk at a time,
-    /// while it reads. Returns true if anything was delivered.
-    fn deliver(&mut self, out: &mut Out<'_>) -> bool {
-        let mut any = false;
-        loop {
-            let Phase::Open(inner) = &mut self.phase else {
-                return any;
-            };
-            if inner.transport.reading_paused() || inner.transport.disconnecting() {
-                return any;
-            }
-            let mut reader = self.conn.reader();
-            let chunk = match reader.fill_buf() {
-                Ok(c) if !c.is_empty() => c,
-                _ => break,
-            };
-            let n = chunk.len();
-            inner.protocol.data_received(chunk, &mut inner.transport);
-            reader.consume(n);
-            any = true;
-            self.drain_inner(out);
-        }
-        if self.close_received && !self.close_handled {
-            self.close_handled = true;
-            self.peer_closed(out);
-        }
-        any
-    }
-
-    /// The peer's close_notify, after every byte before it was delivered.
-    fn peer_closed(&mut self, out: &mut Out<'_>) {
-        match &mut self.phase {
-            Phase::Open(inner) => {
-                if inner.protocol.half_closeable() {
-                    inner.protocol.read_connection_lost(&mut inner.transport);
-                } else {
-                    inner.transport.lose_connection();
-                }
-                self.drain_inner(out);
-            }
-            _ => {
-                if !self.close_sent {
-                    self.conn.send_close_notify();
-                    self.close_sent = true;
-                    self.flush_tls(out);
-                }
-                out.lose();
-            }
-        }
-    }
-
-    /// Makes every bit of progress there is: the inner output, buffered plaintext,
-    /// ciphertext held back while the inner protocol paused.
-    fn run(&mut self, out: &mut Out<'_>) {
-        if self.tls_error.is_some() {
-            return;
-        }
-        loop {
-            self.drain_inner(out);
-            let mut progressed = self.deliver(out);
-            let reading = match &self.phase {
-                Phase::Open(inner) => !inner.transport.reading_paused(),
-                _ => true,
-            };
-            if reading && !self.pending_in.is_empty() && self.tls_error.is_none() {
-                let held = std::mem::take(&mut self.pending_in);
-                self.feed(&held, out);
-                progressed = true;
-                if self.pending_in.len() == held.len() {
-                    break;
-                }
-            }
-            if !progressed {
-                break;
-            }
-        }
-        self.drain_inner(out);
-    }
-
     fn lost(&mut self, reason: &Reason) -> Option<(Inner<P>, Reason)> {
         self.lost = true;
+        self.incoming = Vec::new();
+        self.held = Vec::new();
         let ending = if let Some(e) = &self.tls_error {
             Ending::Tls(e.clone())
         } else if self.timed_out {
@@ -592,26 +762,18 @@ impl<P: Protocol> Core<P> {
     }
 }
 
-/// Moves what rustls has queued (handshake messages, alerts, records) to `out`.
-fn flush(conn: &mut rustls::Connection, out: &mut Out<'_>) {
-    while conn.wants_write() {
-        match conn.write_tls(out) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-    }
-}
-
 /// Fires when the handshake is late: aborts it (the peer gets a reset).
 fn handshake_timeout<P: Protocol>(core: Weak<RefCell<Core<P>>>) {
     let Some(core) = core.upgrade() else { return };
     let Ok(mut c) = core.try_borrow_mut() else {
         return;
     };
-    if matches!(c.phase, Phase::Handshaking { .. }) {
-        c.end_handshake(HandshakeEnd::TimedOut);
-        c.timed_out = true;
-        if let Some(o) = &c.outer {
+    let st = &mut c.st;
+    if matches!(st.phase, Phase::Handshaking { .. }) {
+        st.end_handshake(HandshakeEnd::TimedOut);
+        st.timed_out = true;
+        st.incoming = Vec::new();
+        if let Some(o) = &st.outer {
             o.handle.abort_connection();
         }
     }
@@ -631,11 +793,11 @@ impl<P: Protocol> Future for Pump<P> {
             return Poll::Pending;
         };
         let c = &mut *c;
-        let Phase::Open(inner) = &c.phase else {
+        let Phase::Open(inner) = &c.st.phase else {
             return Poll::Ready(());
         };
         inner.transport.shared.set_waker(cx.waker());
-        if let Some(h) = c.outer.as_ref().map(|o| o.handle.clone()) {
+        if let Some(h) = c.st.outer.as_ref().map(|o| o.handle.clone()) {
             c.run(&mut Out::Later(&h));
         }
         Poll::Pending
@@ -646,28 +808,28 @@ impl<P: Protocol> Protocol for TlsProtocol<P> {
     fn connection_made(&mut self, t: &mut Transport) {
         let weak = Rc::downgrade(&self.core);
         let mut c = self.core.borrow_mut();
-        c.outer = Some(Outer {
+        c.st.outer = Some(Outer {
             handle: t.handle(),
             peer: t.peer().clone(),
             host: t.host().clone(),
             reactor: t.reactor().clone(),
             limits: t.output_limits(),
         });
-        let timeout = c.shard.handshake_timeout;
-        if let Phase::Fresh(slot) = std::mem::replace(&mut c.phase, Phase::Ended) {
+        let timeout = c.st.shard.handshake_timeout;
+        if let Phase::Fresh(slot) = std::mem::replace(&mut c.st.phase, Phase::Ended) {
             let timer = t
                 .reactor()
                 .call_later(timeout, move || handshake_timeout(weak));
-            c.phase = Phase::Handshaking { slot, timer };
+            c.st.phase = Phase::Handshaking { slot, timer };
         }
         // A client's ClientHello.
-        c.flush_tls(&mut Out::Now(t));
+        c.flush(&mut Out::Now(t));
     }
 
     fn data_received(&mut self, data: &[u8], t: &mut Transport) {
-        let was_open = matches!(self.core.borrow().phase, Phase::Open(_));
+        let was_open = matches!(self.core.borrow().st.phase, Phase::Open(_));
         self.core.borrow_mut().receive(data, &mut Out::Now(t));
-        let is_open = matches!(self.core.borrow().phase, Phase::Open(_));
+        let is_open = matches!(self.core.borrow().st.phase, Phase::Open(_));
         if is_open && !was_open {
             t.reactor().spawn_local(Pump {
                 core: self.core.clone(),
@@ -676,7 +838,7 @@ impl<P: Protocol> Protocol for TlsProtocol<P> {
     }
 
     fn connection_lost(&mut self, reason: Reason) {
-        let ended = self.core.borrow_mut().lost(&reason);
+        let ended = self.core.borrow_mut().st.lost(&reason);
         if let Some((mut inner, why)) = ended {
             inner.protocol.connection_lost(why);
         }
@@ -684,7 +846,7 @@ impl<P: Protocol> Protocol for TlsProtocol<P> {
 
     fn pause_producing(&mut self, t: &mut Transport) {
         let mut c = self.core.borrow_mut();
-        if let Phase::Open(inner) = &mut c.phase {
+        if let Phase::Open(inner) = &mut c.st.phase {
             inner.protocol.pause_producing(&mut inner.transport);
         }
         c.run(&mut Out::Now(t));
@@ -692,7 +854,7 @@ impl<P: Protocol> Protocol for TlsProtocol<P> {
 
     fn resume_producing(&mut self, t: &mut Transport) {
         let mut c = self.core.borrow_mut();
-        if let Phase::Open(inner) = &mut c.phase {
+        if let Phase::Open(inner) = &mut c.st.phase {
             inner.protocol.resume_producing(&mut inner.transport);
         }
         c.run(&mut Out::Now(t));

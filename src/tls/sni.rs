@@ -5,7 +5,8 @@
 //! in it (`example.com.pem`, `*.example.org.pem` for a wildcard). A name is looked
 //! up exactly (lower case), then as a wildcard for its parent domain, then the
 //! endpoint's `privateKey`/`certKey` certificate is used; with none of these the
-//! handshake fails.
+//! handshake fails. The resolver also notes the name asked for, for the session's
+//! `TlsInfo::server_name`.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -82,6 +83,21 @@ impl SniResolver {
 
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        REQUESTED.set(hello.server_name().map(str::to_string));
         self.lookup(hello.server_name())
     }
+}
+
+thread_local! {
+    /// The name the last ClientHello on this thread asked for. rustls's unbuffered
+    /// server connection does not tell the SNI name, so the resolver notes it
+    /// here, from inside the session's own `process_tls_records` call, and the
+    /// session takes it as soon as that call returns (a shard runs one session at
+    /// a time, so no other ClientHello comes between).
+    static REQUESTED: std::cell::Cell<Option<String>> = const { std::cell::Cell::new(None) };
+}
+
+/// Takes the name the last ClientHello on this thread asked for (see `REQUESTED`).
+pub(crate) fn take_requested_name() -> Option<String> {
+    REQUESTED.take()
 }
