@@ -455,3 +455,23 @@ fn tls_handshakes_past_the_per_shard_cap_are_refused_at_accept() {
     drop(silent);
     server.shutdown().unwrap();
 }
+
+#[test]
+fn tls_graceful_stop_sends_close_notify_after_the_last_reply() {
+    let (pki, server, port, events) = pki_and_server("");
+    let config = client_config(&pki.ca(), None);
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut c = tls_connect(addr, &config, "localhost").unwrap();
+    assert_eq!(echo(&mut c, b"before the stop"), b"before the stop");
+    let stopper = std::thread::spawn(move || server.shutdown().unwrap());
+    // rustls reads 0 only after a close_notify; a bare FIN would be UnexpectedEof.
+    let mut buf = [0u8; 64];
+    assert_eq!(c.read(&mut buf).expect("a clean TLS close"), 0);
+    stopper.join().unwrap();
+    let seen = events.wait("the close", |s| s.len() == 1 && s[0].lost.is_some());
+    assert_eq!(
+        seen[0].lost.as_deref(),
+        Some("server shutdown (output drained)"),
+        "the inner protocol is told it was the server's stop: {seen:?}"
+    );
+}

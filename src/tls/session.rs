@@ -859,4 +859,21 @@ impl<P: Protocol> Protocol for TlsProtocol<P> {
         }
         c.run(&mut Out::Now(t));
     }
+
+    /// The server is stopping: the inner protocol is told, and its close (by
+    /// default `lose_connection`) sends close_notify after what it wrote, then the
+    /// FIN, so the peer sees a clean TLS close rather than a truncation. A session
+    /// still in its handshake has no protocol to ask: it is closed as by default.
+    fn server_stopping(&mut self, t: &mut Transport) {
+        let mut c = self.core.borrow_mut();
+        match &mut c.st.phase {
+            Phase::Open(inner) => inner.protocol.server_stopping(&mut inner.transport),
+            _ => {
+                drop(c);
+                t.lose_connection();
+                return;
+            }
+        }
+        c.run(&mut Out::Now(t));
+    }
 }
