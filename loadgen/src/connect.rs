@@ -76,48 +76,39 @@ impl Storm<'_> {
                 self.issuing = false;
             }
         }
-        match socket::connect(&self.ctx.addr) {
-            Ok((fd, ConnectState::Connected)) if self.client.is_some() => {
-                if let Err(e) = self.poller.add(fd.as_raw_fd(), READABLE, slot as u64) {
-                    self.rec.error(&format!("epoll:{}", socket::error_name(&e)));
-                    self.free.push(slot);
-                    return true;
-                }
-                self.rec.open_connections += 1;
-                self.slots[slot] = Some(Attempt {
-                    fd,
-                    intended,
-                    started: now,
-                    queued,
-                    tls: None,
-                });
-                self.begin_tls(slot);
-            }
-            Ok((fd, ConnectState::Connected)) => {
+        // Connected at once with TLS to speak: watch for the server's reply to the
+        // ClientHello. Connecting: watch for the connect's end.
+        let (fd, interest) = match socket::connect(&self.ctx.addr) {
+            Ok((fd, ConnectState::Connected)) if self.client.is_none() => {
                 self.rec.complete(intended, now, now, !queued);
                 self.close(fd);
                 self.free.push(slot);
+                return true;
             }
-            Ok((fd, ConnectState::InProgress)) => {
-                if let Err(e) = self.poller.add(fd.as_raw_fd(), WRITABLE, slot as u64) {
-                    self.rec.error(&format!("epoll:{}", socket::error_name(&e)));
-                    self.free.push(slot);
-                    return true;
-                }
-                self.rec.open_connections += 1;
-                self.slots[slot] = Some(Attempt {
-                    fd,
-                    intended,
-                    started: now,
-                    queued,
-                    tls: None,
-                });
-            }
+            Ok((fd, ConnectState::Connected)) => (fd, READABLE),
+            Ok((fd, ConnectState::InProgress)) => (fd, WRITABLE),
             Err(e) => {
                 self.rec
                     .error(&format!("connect:{}", socket::error_name(&e)));
                 self.free.push(slot);
+                return true;
             }
+        };
+        if let Err(e) = self.poller.add(fd.as_raw_fd(), interest, slot as u64) {
+            self.rec.error(&format!("epoll:{}", socket::error_name(&e)));
+            self.free.push(slot);
+            return true;
+        }
+        self.rec.open_connections += 1;
+        self.slots[slot] = Some(Attempt {
+            fd,
+            intended,
+            started: now,
+            queued,
+            tls: None,
+        });
+        if interest == READABLE {
+            self.begin_tls(slot);
         }
         true
     }

@@ -207,23 +207,9 @@ impl Echo<'_> {
         let Some(fd) = self.conns[c].fd.as_ref() else {
             return false;
         };
-        let n = match socket::recv(fd, scratch) {
-            Ok(0) => {
-                let kind = if self.conns[c].outstanding() > 0 {
-                    "closed_by_peer"
-                } else {
-                    "closed_idle"
-                };
-                self.close(c, Some(kind));
-                return false;
-            }
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
-            Err(e) => {
-                let kind = format!("recv:{}", socket::error_name(&e));
-                self.close(c, Some(&kind));
-                return false;
-            }
+        let read = socket::recv(fd, scratch);
+        let Some(n) = self.read_outcome(c, read) else {
+            return false;
         };
         let now = now_of();
         self.rec.received_bytes(n);
@@ -233,33 +219,48 @@ impl Echo<'_> {
         n == scratch.len()
     }
 
-    /// Reads ciphertext once from connection `c` into its TLS session, then checks and
-    /// completes the plaintext it yields. Returns true when more may be waiting.
-    fn read_tls(&mut self, c: usize, scratch: &mut [u8], now_of: impl Fn() -> Nanos) -> bool {
-        use std::io::Read;
-        let conn = &mut self.conns[c];
-        let (Some(fd), Some(session)) = (conn.fd.as_ref(), conn.tls.as_mut()) else {
-            return false;
-        };
-        let n = match session.read_tls(&mut tls::FdIo(fd)) {
+    /// What one read from connection `c` gave: `Some(bytes)`, or `None` when there was
+    /// nothing to read or the connection ended (closed, with the error recorded).
+    fn read_outcome(&mut self, c: usize, read: std::io::Result<usize>) -> Option<usize> {
+        match read {
             Ok(0) => {
-                let kind = if conn.outstanding() > 0 {
+                let kind = if self.conns[c].outstanding() > 0 {
                     "closed_by_peer"
                 } else {
                     "closed_idle"
                 };
                 self.close(c, Some(kind));
-                return false;
+                None
             }
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Ok(n) => Some(n),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
             Err(e) => {
                 let kind = format!("recv:{}", socket::error_name(&e));
                 self.close(c, Some(&kind));
-                return false;
+                None
             }
+        }
+    }
+
+    /// Reads ciphertext once from connection `c` into its TLS session, then checks and
+    /// completes the plaintext it yields. Returns true when more may be waiting.
+    fn read_tls(&mut self, c: usize, scratch: &mut [u8], now_of: impl Fn() -> Nanos) -> bool {
+        use std::io::Read;
+        let read = {
+            let conn = &mut self.conns[c];
+            let (Some(fd), Some(session)) = (conn.fd.as_ref(), conn.tls.as_mut()) else {
+                return false;
+            };
+            session.read_tls(&mut tls::FdIo(fd))
+        };
+        let Some(n) = self.read_outcome(c, read) else {
+            return false;
         };
         self.rec.received_bytes(n);
+        let conn = &mut self.conns[c];
+        let (Some(fd), Some(session)) = (conn.fd.as_ref(), conn.tls.as_mut()) else {
+            return false;
+        };
         if let Err(e) = session.process_new_packets() {
             // The alert rustls queued goes out before the close.
             let _ = tls::send_queued(session, fd);
