@@ -2,6 +2,7 @@
 //! once on a second SIGTERM when the graceful drain would wait.
 
 mod support;
+mod support_metrics;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -83,18 +84,59 @@ fn a_second_sigterm_stops_at_once_while_the_drain_waits() {
         "1",
         "--drain-timeout",
         "60",
+        "--metrics",
+        "tcp:0:interface=127.0.0.1",
     ]);
     let mut stuck = never_reading(p.tcp_addr());
     // Served before the stop (a connection still in the accept queue at the stop
     // is closed, not drained): chargen's first byte says so.
     std::io::Read::read_exact(&mut stuck, &mut [0u8; 1]).unwrap();
+    // And stuck: the kernel's buffers for it are full (what weft has sent stops
+    // growing) and weft holds output. Until then chargen's output is empty for a
+    // moment after each send, and a stop that comes then ends it, drained, at once.
+    assert!(p.wait_for_log("metrics on http://", Duration::from_secs(20)));
+    let metrics: std::net::SocketAddr = p
+        .log
+        .iter()
+        .find_map(|l| {
+            l.strip_prefix("metrics on http://")?
+                .strip_suffix("/metrics")
+        })
+        .unwrap()
+        .parse()
+        .unwrap();
+    let total = |page: &str, name: &str| -> f64 {
+        support_metrics::samples(page, name)
+            .iter()
+            .map(|(_, v)| v)
+            .sum()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (mut last_sent, mut steady) = (-1.0, 0);
+    while steady < 5 {
+        let page = support_metrics::scrape(metrics);
+        let sent = total(&page, "weft_bytes_sent_total");
+        let held = total(&page, "weft_output_buffered_bytes");
+        steady = if sent == last_sent && held > 0.0 {
+            steady + 1
+        } else {
+            0
+        };
+        last_sent = sent;
+        assert!(
+            Instant::now() < deadline,
+            "the chargen output never backed up"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     p.signal("TERM");
     assert!(p.wait_for_log("Received SIGTERM, shutting down.", Duration::from_secs(20)));
     assert!(p.child.try_wait().unwrap().is_none(), "still draining");
     let sent = Instant::now();
     p.signal("TERM");
     let code = wait_exit(&mut p.child, Duration::from_secs(20));
-    assert_eq!(code, Some(128 + 15));
+    p.drain_log();
+    assert_eq!(code, Some(128 + 15), "{:?}", p.log);
     assert!(
         sent.elapsed() < Duration::from_secs(10),
         "{:?}",
