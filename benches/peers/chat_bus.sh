@@ -21,25 +21,17 @@
 #        CARGO_TARGET_DIR
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5s}
 WARMUP=${WARMUP:-1s}
 CLIENTS=${CLIENTS:-16}
 RATE=${RATE:-1000}
 PORT=${BASE_PORT:-19400}
-OUT=${OUT:-$(mktemp -d /tmp/weft-chat-bus.XXXXXX)}
-mkdir -p "$OUT"
+BENCH=chat_bus
+# shellcheck source=benches/peers/common.sh
+source "$(dirname "$0")/common.sh"
 
-log() { echo "chat_bus: $*" >&2; }
-
-if [[ -z "${SKIP_BUILD:-}" ]]; then
-    log "building loadgen and weft (release)"
-    (cd "$ROOT" && cargo build --release -q -p loadgen --bin loadgen && cargo build --release -q --bin weft) >&2
-fi
-LOADGEN=$TARGET/release/loadgen
-WEFT=$TARGET/release/weft
+build_release
 command -v redis-server >/dev/null || { log "needs redis-server (Debian package redis-server)"; exit 1; }
 
 PIDS=()
@@ -62,16 +54,7 @@ wait_log() {
 # listen_addr FILE: the HOST:PORT of the "listening on tcp:…" line.
 listen_addr() { sed -n 's/^listening on tcp:\([^ ]*\) .*/\1/p' "$1" | head -1; }
 
-cpu_ticks() {
-    local stat
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
-    stat=${stat##*) }
-    read -r -a f <<<"$stat"
-    echo $((f[11] + f[12]))
-}
 ticks_of() { local t=0; for p in "$@"; do t=$((t + $(cpu_ticks "$p"))); done; echo "$t"; }
-
-seconds() { python3 -c "import sys; v=sys.argv[1]; print(float(v[:-2])/1000 if v.endswith('ms') else float(v.rstrip('s')))" "$1"; }
 
 # start SETUP: starts the servers of SETUP; sets TARGETS.
 start() {

@@ -20,8 +20,6 @@
 #        SKIP_BUILD=1, OUT, CARGO_TARGET_DIR
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5s}
 WARMUP=${WARMUP:-1s}
@@ -30,17 +28,11 @@ RATE=${RATE:-10000}
 SERVER_CPU=${SERVER_CPU:-0}
 LOADGEN_CPU=${LOADGEN_CPU:-1}
 PORT=${BASE_PORT:-19500}
-OUT=${OUT:-$(mktemp -d /tmp/weft-haproxy-hop.XXXXXX)}
-mkdir -p "$OUT"
+BENCH=haproxy_hop
+# shellcheck source=benches/peers/common.sh
+source "$(dirname "$0")/common.sh"
 
-log() { echo "haproxy_hop: $*" >&2; }
-
-if [[ -z "${SKIP_BUILD:-}" ]]; then
-    log "building loadgen and weft (release)"
-    (cd "$ROOT" && cargo build --release -q -p loadgen --bin loadgen && cargo build --release -q --bin weft) >&2
-fi
-LOADGEN=$TARGET/release/loadgen
-WEFT=$TARGET/release/weft
+build_release
 HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 [[ -x $HAPROXY ]] || { log "needs haproxy (Debian package haproxy)"; exit 1; }
 
@@ -58,17 +50,7 @@ wait_listening() {
     log "nothing listens on $1"; return 1
 }
 
-cpu_ticks() {
-    local stat
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
-    stat=${stat##*) }
-    read -r -a f <<<"$stat"
-    echo $((f[11] + f[12]))
-}
-
-seconds() { python3 -c "import sys; v=sys.argv[1]; print(float(v[:-2])/1000 if v.endswith('ms') else float(v.rstrip('s')))" "$1"; }
-
-# start SETUP TAG: starts weft (and HAProxy); sets TARGET.
+# start SETUP TAG: starts weft (and HAProxy); sets ADDR (where loadgen connects).
 start() {
     local setup=$1 tag=$2 wport front
     PORT=$((PORT + 2)); wport=$PORT; front=$((PORT + 1))
@@ -77,7 +59,7 @@ start() {
     taskset -c "$SERVER_CPU" "$WEFT" serve echo "$ep" --cores 1 >"$OUT/$tag-weft.log" 2>&1 &
     WEFT_PID=$!
     wait_listening "$wport"
-    TARGET=127.0.0.1:$wport
+    ADDR=127.0.0.1:$wport
     if [[ $setup == hop ]]; then
         cat >"$OUT/$tag-haproxy.cfg" <<CFG
 global
@@ -97,7 +79,7 @@ CFG
         taskset -c "$LOADGEN_CPU" "$HAPROXY" -db -f "$OUT/$tag-haproxy.cfg" >"$OUT/$tag-haproxy.log" 2>&1 &
         HAPROXY_PID=$!
         wait_listening "$front"
-        TARGET=127.0.0.1:$front
+        ADDR=127.0.0.1:$front
     fi
 }
 
@@ -108,7 +90,7 @@ for round in $(seq 1 "$ROUNDS"); do
         for load in closed open; do
             tag="$setup.$load.$round"
             start "$setup" "$tag"
-            args=(echo --target "$TARGET" --connections "$CONNS" --size 64 --duration "$DURATION"
+            args=(echo --target "$ADDR" --connections "$CONNS" --size 64 --duration "$DURATION"
                   --warmup "$WARMUP" --cpus "$LOADGEN_CPU" --quiet --json "$OUT/$tag.json")
             [[ $load == open ]] && args+=(--rate "$RATE")
             "$LOADGEN" "${args[@]}" >"$OUT/$tag.txt" 2>&1 &

@@ -15,24 +15,16 @@
 # env:   DURATION, WARMUP, SHARDS, CONNS, CLIENTS, SKIP_BUILD=1, OUT, CARGO_TARGET_DIR
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 DURATION=${DURATION:-5s}
 WARMUP=${WARMUP:-1s}
 SHARDS=${SHARDS:-2}
 CONNS=${CONNS:-100 1000 5000}
 CLIENTS=${CLIENTS:-16 64}
-OUT=${OUT:-$(mktemp -d /tmp/weft-one-process.XXXXXX)}
-mkdir -p "$OUT"
+BENCH=one_process
+# shellcheck source=benches/peers/common.sh
+source "$(dirname "$0")/common.sh"
 
-log() { echo "one_process: $*" >&2; }
-
-if [[ -z "${SKIP_BUILD:-}" ]]; then
-    log "building loadgen and weft (release)"
-    (cd "$ROOT" && cargo build --release -q -p loadgen --bin loadgen && cargo build --release -q --bin weft) >&2
-fi
-LOADGEN=$TARGET/release/loadgen
-WEFT=$TARGET/release/weft
+build_release
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 WEFT_PID=
@@ -45,23 +37,13 @@ stop_weft() {
 }
 trap stop_weft EXIT
 
-cpu_ticks() {
-    local stat
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
-    stat=${stat##*) }
-    read -r -a f <<<"$stat"
-    echo $((f[11] + f[12]))
-}
-rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
-seconds() { python3 -c "import sys; v=sys.argv[1]; print(float(v[:-2])/1000 if v.endswith('ms') else float(v.rstrip('s')))" "$1"; }
-
-# start_weft SERVICE TAG: starts it; sets TARGET.
+# start_weft SERVICE TAG: starts it; sets ADDR (where loadgen connects).
 start_weft() {
     "$WEFT" serve "$1" tcp:0:interface=127.0.0.1 --cores "$SHARDS" >"$OUT/$2-weft.log" 2>&1 &
     WEFT_PID=$!
     for _ in $(seq 200); do
-        TARGET=$(sed -n 's/^listening on tcp:\([^ ]*\) .*/\1/p' "$OUT/$2-weft.log" | head -1)
-        [[ -n $TARGET ]] && return 0
+        ADDR=$(sed -n 's/^listening on tcp:\([^ ]*\) .*/\1/p' "$OUT/$2-weft.log" | head -1)
+        [[ -n $ADDR ]] && return 0
         sleep 0.1
     done
     log "weft serve $1 did not start (see $OUT/$2-weft.log)"; return 1
@@ -70,7 +52,7 @@ start_weft() {
 # run TAG LOADGEN-ARGS...: one cell against the running weft.
 run() {
     local tag=$1; shift
-    "$LOADGEN" "$@" --target "$TARGET" --duration "$DURATION" --warmup "$WARMUP" \
+    "$LOADGEN" "$@" --target "$ADDR" --duration "$DURATION" --warmup "$WARMUP" \
         --threads 2 --quiet --json "$OUT/$tag.json" >"$OUT/$tag.txt" 2>&1 &
     local lg=$!
     sleep "$(seconds "$WARMUP")"

@@ -17,8 +17,6 @@
 #        SERVER_CPU, LOADGEN_CPU, BASE_PORT, SKIP_BUILD=1, OUT, CARGO_TARGET_DIR
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-2s}
 WARMUP=${WARMUP:-0.5s}
@@ -27,23 +25,17 @@ FLOWS=${FLOWS:-64}
 SERVER_CPU=${SERVER_CPU:-0}
 LOADGEN_CPU=${LOADGEN_CPU:-1}
 PORT=${BASE_PORT:-19300}
-OUT=${OUT:-$(mktemp -d /tmp/weft-udp-compare.XXXXXX)}
-mkdir -p "$OUT"
+BENCH=udp_compare
+# shellcheck source=benches/peers/common.sh
+source "$(dirname "$0")/common.sh"
 
-log() { echo "udp_compare: $*" >&2; }
-
-if [[ -z "${SKIP_BUILD:-}" ]]; then
-    log "building loadgen, weft and the tokio peer (release)"
-    (cd "$ROOT" && cargo build --release -q -p loadgen --bin loadgen --example tokio_udp_echo && cargo build --release -q --bin weft) >&2
-fi
+build_release --example tokio_udp_echo
 MMSG=$TARGET/release/mmsg_udp_echo
 MMSG_SRC=$ROOT/benches/peers/mmsg_udp_echo.c
 if [[ ! -x "$MMSG" || "$MMSG_SRC" -nt "$MMSG" ]]; then
     gcc -O2 -Wall -o "$MMSG" "$MMSG_SRC"
 fi
-LOADGEN=$TARGET/release/loadgen
 TOKIO=$TARGET/release/examples/tokio_udp_echo
-WEFT=$TARGET/release/weft
 SERVERS=(weft tokio mmsg-c)
 
 SERVER_PID=
@@ -78,16 +70,6 @@ for _ in range(100):
 sys.exit(1)
 PY
 }
-
-cpu_ticks() {
-    local stat
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
-    stat=${stat##*) }
-    read -r -a f <<<"$stat"
-    echo $((f[11] + f[12]))
-}
-
-seconds() { python3 -c "import sys; v=sys.argv[1]; print(float(v[:-2])/1000 if v.endswith('ms') else float(v.rstrip('s')))" "$1"; }
 
 n=${#SERVERS[@]}
 for round in $(seq 1 "$ROUNDS"); do
