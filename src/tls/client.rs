@@ -98,6 +98,9 @@ impl ClientTlsOptions {
             None => builder.with_no_client_auth(),
         };
         config.alpn_protocols = self.alpn.clone();
+        // After the handshake rustls hands the keys to weft's record layer
+        // (src/tls/traffic.rs), which allocates nothing per record.
+        config.enable_secret_extraction = true;
         Ok(Arc::new(config))
     }
 
@@ -296,6 +299,7 @@ impl<F: ClientFactory> ClientFactory for TlsClientFactory<F> {
                 Session::Client(c),
                 Rc::clone(&self.shard),
                 Some(self.name.to_str().into_owned()),
+                self.config.enable_secret_extraction,
             )),
             Err(e) => {
                 tracing::warn!("tls: cannot start a client session: {e}");

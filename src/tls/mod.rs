@@ -36,6 +36,7 @@ mod server_config;
 mod session;
 mod sni;
 mod stats;
+mod traffic;
 
 pub use client::{connect_tls, parse_tls_endpoint, ClientTlsOptions, TlsClientFactory};
 pub use error::TlsConfigError;
@@ -62,3 +63,5 @@ pub use rustls;
 mod pair_tests;
 #[cfg(test)]
 pub(crate) mod test_pki;
+#[cfg(test)]
+mod traffic_tests;

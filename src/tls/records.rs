@@ -19,6 +19,8 @@ use rustls::unbuffered::{
 };
 use rustls::CommonState;
 
+use super::traffic::{Kernel, Traffic};
+
 /// The most plaintext one TLS record carries.
 pub(crate) const MAX_PLAINTEXT: usize = 16 * 1024;
 
@@ -26,19 +28,45 @@ pub(crate) const MAX_PLAINTEXT: usize = 16 * 1024;
 /// (TLS 1.2's explicit nonce included).
 const RECORD_ROOM: usize = MAX_PLAINTEXT + 5 + 256;
 
-/// A rustls connection, server or client side, without buffers of its own.
+/// A session's TLS state: a rustls connection (server or client side, without
+/// buffers of its own) until the handshake is done, then weft's record layer.
 pub(crate) enum Session {
     Server(UnbufferedServerConnection),
     Client(UnbufferedClientConnection),
+    /// After the handshake: records opened and sealed by weft (`traffic.rs`).
+    Traffic(Box<Traffic>),
+    /// The handover to the record layer failed; rustls's connection is gone with
+    /// it and the session is failing.
+    HandoverFailed,
 }
 
 impl Session {
-    /// rustls's view of the session (version, suite, ALPN, peer certificates).
-    pub(crate) fn common(&self) -> &CommonState {
+    /// Tells whether the handshake is still running.
+    pub(crate) fn is_handshaking(&self) -> bool {
         match self {
-            Session::Server(c) => c,
-            Session::Client(c) => c,
+            Session::Server(c) => c.is_handshaking(),
+            Session::Client(c) => c.is_handshaking(),
+            Session::Traffic(_) | Session::HandoverFailed => false,
         }
+    }
+
+    /// Hands the session over from rustls to weft's record layer. rustls must be
+    /// done with the handshake and have nothing left to send.
+    pub(crate) fn hand_over(&mut self) -> Result<(), rustls::Error> {
+        let traffic = match std::mem::replace(self, Session::HandoverFailed) {
+            Session::Server(c) => c
+                .dangerous_into_kernel_connection()
+                .and_then(|(secrets, k)| Traffic::new(secrets, Kernel::Server(k))),
+            Session::Client(c) => c
+                .dangerous_into_kernel_connection()
+                .and_then(|(secrets, k)| Traffic::new(secrets, Kernel::Client(k))),
+            other => {
+                *self = other;
+                return Ok(());
+            }
+        }?;
+        *self = Session::Traffic(Box::new(traffic));
+        Ok(())
     }
 }
 
@@ -95,7 +123,8 @@ impl Scratch {
         self.input.set(v);
     }
 
-    /// The output buffer (its length is its usable size; the contents are junk).
+    /// The output buffer (its length, at least one full record, is its usable
+    /// size; the contents are junk).
     pub(crate) fn take_output(&self) -> Vec<u8> {
         let mut v = self.output.take();
         if v.len() < RECORD_ROOM {

@@ -106,7 +106,9 @@ impl<F: Factory> Factory for TlsServerFactory<F> {
             self.shard.stats.on_refused();
             return None;
         }
-        let conn = match rustls::server::UnbufferedServerConnection::new(self.config()) {
+        let config = self.config();
+        let own_records = config.enable_secret_extraction;
+        let conn = match rustls::server::UnbufferedServerConnection::new(config) {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!("tls: cannot start a server session: {e}");
@@ -117,6 +119,7 @@ impl<F: Factory> Factory for TlsServerFactory<F> {
             Session::Server(conn),
             Rc::clone(&self.shard),
             None,
+            own_records,
         ))
     }
 

@@ -115,5 +115,8 @@ fn build(o: &ServerTlsOptions) -> Result<ServerConfig, TlsConfigError> {
     }
     let mut config = builder.with_cert_resolver(Arc::new(resolver));
     config.alpn_protocols = o.alpn.clone();
+    // After the handshake rustls hands the keys to weft's record layer
+    // (src/tls/traffic.rs), which allocates nothing per record.
+    config.enable_secret_extraction = true;
     Ok(config)
 }

@@ -9,11 +9,13 @@
 //! watermarks and output cap count encrypted bytes, and the engine's
 //! `pause_producing`/`resume_producing` are passed on to the inner protocol.
 //!
-//! rustls runs through its unbuffered API (`records.rs`): each `data_received`
-//! decrypts whole records in place in the shard's scratch buffer and hands each
-//! record's plaintext to the inner protocol; what the inner protocol wrote is
-//! encrypted, 16 KiB at most per record, when rustls next says it may write. Only a
-//! record split across reads stays with the session, in `incoming`, until it is whole.
+//! rustls runs the handshake through its unbuffered API (`records.rs`). Once it is
+//! done and rustls has nothing left to send, the session is handed over to weft's
+//! own record layer (`traffic.rs`), which allocates nothing per record. Either way
+//! each `data_received` decrypts whole records in place in the shard's scratch
+//! buffer and hands each record's plaintext to the inner protocol; what the inner
+//! protocol wrote is encrypted, 16 KiB at most per record. Only a record split
+//! across reads stays with the session, in `incoming`, until it is whole.
 //!
 //! ```text
 //!             ┌────────────── Handshaking { slot, timer } ──────────────┐
@@ -66,6 +68,7 @@ use rustls::CommonState;
 use super::info::TlsInfo;
 use super::records::{self, Records, Scratch, Session, MAX_PLAINTEXT};
 use super::stats::{HandshakeEnd, TlsStats};
+use super::traffic::{Content, Failure, Traffic};
 
 /// Builds the inner protocol for a peer (the wrapped factory's `build_protocol`).
 pub(crate) type BuildInner<P> = Box<dyn Fn(&Address) -> Option<P>>;
@@ -241,6 +244,9 @@ enum Next {
     Again,
     /// rustls waits for the peer (or has nothing to say): stop until an event.
     Stop,
+    /// The handshake is done, the inner protocol runs and rustls has nothing left
+    /// to send: hand the session over to weft's record layer.
+    HandOver,
 }
 
 struct Core<P: Protocol> {
@@ -276,6 +282,10 @@ struct State<P: Protocol> {
     /// without capacity otherwise: whole records are decrypted in the shard's
     /// scratch buffer.
     incoming: Vec<u8>,
+    /// Whether the session goes over to weft's record layer after the handshake:
+    /// only when its rustls config allows the keys to be handed over
+    /// (`enable_secret_extraction`; weft's own configs do, a user's may not).
+    own_records: bool,
     /// Plaintext the inner protocol cannot take yet: it paused reading, or it
     /// does not exist yet (data in the handshake's last flight).
     held: Vec<u8>,
@@ -295,6 +305,7 @@ impl<P: Protocol> TlsProtocol<P> {
         session: Session,
         shard: Rc<ShardTls<P>>,
         server_name: Option<String>,
+        own_records: bool,
     ) -> TlsProtocol<P> {
         shard.in_progress.set(shard.in_progress.get() + 1);
         shard.stats.on_start();
@@ -319,6 +330,7 @@ impl<P: Protocol> TlsProtocol<P> {
                     aborted: false,
                     outer_paused: false,
                     incoming: Vec::new(),
+                    own_records,
                     held: Vec::new(),
                     lost: false,
                 },
@@ -328,7 +340,23 @@ impl<P: Protocol> TlsProtocol<P> {
 
     /// Tells whether the handshake is still running.
     pub fn is_handshaking(&self) -> bool {
-        self.core.borrow().session.common().is_handshaking()
+        self.core.borrow().session.is_handshaking()
+    }
+
+    /// Tells whether weft's record layer runs the session (the handshake is done
+    /// and rustls handed the keys over).
+    #[cfg(test)]
+    pub(crate) fn uses_own_records(&self) -> bool {
+        matches!(self.core.borrow().session, Session::Traffic(_))
+    }
+
+    /// Makes the record layer renew its send keys (or, in TLS 1.2, give up) after
+    /// `records` more records instead of near the cipher's limit.
+    #[cfg(test)]
+    pub(crate) fn set_rekey_at(&self, records: u64) {
+        if let Session::Traffic(t) = &mut self.core.borrow_mut().session {
+            t.set_rekey_after(records);
+        }
     }
 
     /// Calls `f` with the inner protocol, if it exists (after the handshake, before
@@ -353,6 +381,8 @@ impl<P: Protocol> Core<P> {
                 return buf.len();
             }
             let (discard, next) = match &mut self.session {
+                Session::Traffic(t) => return used + self.st.traffic(t, &mut buf[used..], out),
+                Session::HandoverFailed => return buf.len(),
                 Session::Server(c) => {
                     let (d, n) = step(&mut **c, &mut buf[used..], &mut self.st, out);
                     if self.st.handshaking() {
@@ -365,8 +395,15 @@ impl<P: Protocol> Core<P> {
                 Session::Client(c) => step(&mut **c, &mut buf[used..], &mut self.st, out),
             };
             used += discard;
-            if let Next::Stop = next {
-                return used;
+            match next {
+                Next::Again => {}
+                Next::Stop => return used,
+                Next::HandOver => {
+                    if let Err(e) = self.session.hand_over() {
+                        // No keys to send an alert with.
+                        self.st.fail(e, out);
+                    }
+                }
             }
         }
     }
@@ -485,7 +522,11 @@ fn step<C: Records, P: Protocol>(
         }
         Ok(ConnectionState::WriteTraffic(mut w)) => {
             st.write_out(&mut w, out);
-            Ok(Next::Stop)
+            if st.hands_over() {
+                Ok(Next::HandOver)
+            } else {
+                Ok(Next::Stop)
+            }
         }
         // BlockedHandshake (more input needed), Closed, ReadEarlyData (never: no
         // config enables early data), and states of later rustls versions: wait
@@ -528,6 +569,71 @@ fn flush_alert<C: Records, P: Protocol>(conn: &mut C, st: &mut State<P>, out: &m
 impl<P: Protocol> State<P> {
     fn handshaking(&self) -> bool {
         matches!(self.phase, Phase::Handshaking { .. } | Phase::Fresh(_))
+    }
+
+    /// Whether rustls should hand the session over now that it waits: only a
+    /// session in plain traffic (the inner protocol runs, no close either way).
+    fn hands_over(&self) -> bool {
+        self.own_records
+            && matches!(self.phase, Phase::Open(_))
+            && self.tls_error.is_none()
+            && !self.close_sent
+            && !self.close_received
+            && !self.aborted
+            && !self.lost
+    }
+
+    /// Opens the records in `buf` with weft's record layer, hands their plaintext
+    /// to the inner protocol, then seals what it wrote. Returns how many bytes of
+    /// `buf` are done with.
+    fn traffic(&mut self, t: &mut Traffic, buf: &mut [u8], out: &mut Out<'_>) -> usize {
+        let mut used = 0;
+        while !self.close_received && !self.lost && self.tls_error.is_none() {
+            match t.open(&mut buf[used..]) {
+                Ok(None) => break,
+                Ok(Some(opened)) => {
+                    match opened.content {
+                        Content::Data(r) => self.plaintext(&buf[used..][r]),
+                        Content::Nothing => {}
+                        Content::Close => self.close_received = true,
+                    }
+                    used += opened.len;
+                }
+                Err(f) => {
+                    self.fail_traffic(t, f, out);
+                    return buf.len();
+                }
+            }
+        }
+        // The key update the peer asked for goes out even with nothing to send.
+        let mut b = self.shard.scratch.take_output();
+        let owed = t.seal_key_update(&mut b);
+        if let Ok(n) = owed {
+            out.send(&b[..n]);
+        }
+        self.shard.scratch.put_output(b);
+        if let Err(f) = owed {
+            self.fail_traffic(t, f, out);
+            return buf.len();
+        }
+        self.write_out(t, out);
+        if self.close_received || self.tls_error.is_some() || self.lost {
+            // Nothing after the peer's close_notify (or a failure) is read.
+            return buf.len();
+        }
+        used
+    }
+
+    /// A failure in the record layer: the alert it calls for, then the close.
+    fn fail_traffic(&mut self, t: &mut Traffic, f: Failure, out: &mut Out<'_>) {
+        if let Some(alert) = f.alert {
+            let mut b = self.shard.scratch.take_output();
+            if let Ok(n) = t.seal_alert(alert, &mut b) {
+                out.send(&b[..n]);
+            }
+            self.shard.scratch.put_output(b);
+        }
+        self.fail(f.error, out);
     }
 
     /// Whether ciphertext left over after processing is worth keeping.
@@ -650,7 +756,7 @@ impl<P: Protocol> State<P> {
 
     /// Encrypts what the inner protocol wrote, in records of at most 16 KiB, and
     /// carries out its close and abort (or the close owed with no inner protocol).
-    fn write_out<S>(&mut self, w: &mut WriteTraffic<'_, S>, out: &mut Out<'_>) {
+    fn write_out(&mut self, w: &mut impl Sealer, out: &mut Out<'_>) {
         let losing = match &self.phase {
             Phase::Open(inner) => {
                 let shared = Rc::clone(&inner.transport.shared);
@@ -676,7 +782,7 @@ impl<P: Protocol> State<P> {
         };
         if losing && self.tls_error.is_none() && !self.close_sent {
             let mut b = self.shard.scratch.take_output();
-            let n = records::close_notify(w, &mut b);
+            let n = w.seal_close_notify(&mut b);
             out.send(&b[..n]);
             self.shard.scratch.put_output(b);
             self.close_sent = true;
@@ -684,18 +790,13 @@ impl<P: Protocol> State<P> {
         }
     }
 
-    fn encrypt_all<S>(
-        &mut self,
-        w: &mut WriteTraffic<'_, S>,
-        shared: &ConnShared,
-        out: &mut Out<'_>,
-    ) {
+    fn encrypt_all(&mut self, w: &mut impl Sealer, shared: &ConnShared, out: &mut Out<'_>) {
         let mut b = self.shard.scratch.take_output();
         let mut plain = shared.out.borrow_mut();
         while !plain.is_empty() {
             let front = plain.front();
             let n = front.len().min(MAX_PLAINTEXT);
-            match records::encrypt(w, &front[..n], &mut b) {
+            match w.seal_data(&front[..n], &mut b) {
                 Ok(len) => {
                     out.send(&b[..len]);
                     plain.consume(n);
@@ -705,7 +806,7 @@ impl<P: Protocol> State<P> {
                     plain.clear();
                     drop(plain);
                     self.shard.scratch.put_output(b);
-                    self.fail(rustls::Error::General(e.to_string()), out);
+                    self.fail(e, out);
                     return;
                 }
             }
@@ -759,6 +860,37 @@ impl<P: Protocol> State<P> {
             }
             _ => None,
         }
+    }
+}
+
+/// What encrypts the inner protocol's output: rustls while it runs the session,
+/// weft's record layer after the handover.
+trait Sealer {
+    /// Encrypts `plain` (at most one record's worth) into `buf`; returns the length.
+    fn seal_data(&mut self, plain: &[u8], buf: &mut Vec<u8>) -> Result<usize, rustls::Error>;
+    /// Encrypts a close_notify alert into `buf`; returns the length.
+    fn seal_close_notify(&mut self, buf: &mut Vec<u8>) -> usize;
+}
+
+impl<S> Sealer for WriteTraffic<'_, S> {
+    fn seal_data(&mut self, plain: &[u8], buf: &mut Vec<u8>) -> Result<usize, rustls::Error> {
+        records::encrypt(self, plain, buf).map_err(|e| rustls::Error::General(e.to_string()))
+    }
+    fn seal_close_notify(&mut self, buf: &mut Vec<u8>) -> usize {
+        records::close_notify(self, buf)
+    }
+}
+
+impl Sealer for Traffic {
+    fn seal_data(&mut self, plain: &[u8], buf: &mut Vec<u8>) -> Result<usize, rustls::Error> {
+        Traffic::seal_data(self, plain, buf).map_err(|f| f.error)
+    }
+    fn seal_close_notify(&mut self, buf: &mut Vec<u8>) -> usize {
+        let pending = self.seal_key_update(buf).unwrap_or(0);
+        pending
+            + self
+                .seal_alert(rustls::AlertDescription::CloseNotify, &mut buf[pending..])
+                .unwrap_or(0)
     }
 }
 
