@@ -32,19 +32,25 @@ impl SClient {
             .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("openssl s_client (install the openssl package)");
-        let out = child.stdout.take().unwrap();
+        // Both streams, as lines: s_client reports some events (KEYUPDATE) on
+        // stderr.
         let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
+        let out: Box<dyn std::io::Read + Send> = Box::new(child.stdout.take().unwrap());
+        let err: Box<dyn std::io::Read + Send> = Box::new(child.stderr.take().unwrap());
+        for stream in [out, err] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send(line).is_err() {
+                        break;
+                    }
                 }
-            }
-        });
+            });
+        }
         SClient {
             child,
             lines,
@@ -76,6 +82,20 @@ impl SClient {
                     }
                 }
                 Err(_) => panic!("no line with {needle:?} in {:#?}", self.seen),
+            }
+        }
+    }
+
+    /// Waits for the `n`th line containing `needle`.
+    fn expect_nth_line(&mut self, needle: &str, n: usize) {
+        let deadline = Instant::now() + LIMIT;
+        while self.seen.iter().filter(|l| l.contains(needle)).count() < n {
+            let left = deadline
+                .checked_duration_since(Instant::now())
+                .unwrap_or_else(|| panic!("not {n} lines with {needle:?} in {:#?}", self.seen));
+            match self.lines.recv_timeout(left) {
+                Ok(l) => self.seen.push(l),
+                Err(_) => panic!("not {n} lines with {needle:?} in {:#?}", self.seen),
             }
         }
     }
@@ -147,6 +167,43 @@ fn tls_openssl_s_client_negotiates_alpn() {
     let seen = events.wait("a handshake", |s| s.len() == 1 && s[0].version.is_some());
     assert_eq!(seen[0].alpn.as_deref(), Some("http/1.1"));
     c.finish();
+    server.shutdown().unwrap();
+}
+
+/// OpenSSL as the peer of weft's record layer (which takes over from rustls after
+/// the handshake) in each of the six suites an ECDSA certificate allows, and, in
+/// TLS 1.3, through key updates the client asks weft to answer (s_client's
+/// interactive `K` command): the echo after each proves both directions moved to
+/// the new keys.
+#[test]
+fn tls_openssl_s_client_echoes_in_every_suite_and_through_key_updates() {
+    let (pki, server, port, _events) = pki_and_server("");
+    let suites: [(&str, &str, &str); 6] = [
+        ("-tls1_3", "-ciphersuites", "TLS_AES_128_GCM_SHA256"),
+        ("-tls1_3", "-ciphersuites", "TLS_AES_256_GCM_SHA384"),
+        ("-tls1_3", "-ciphersuites", "TLS_CHACHA20_POLY1305_SHA256"),
+        ("-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"),
+        ("-tls1_2", "-cipher", "ECDHE-ECDSA-AES256-GCM-SHA384"),
+        ("-tls1_2", "-cipher", "ECDHE-ECDSA-CHACHA20-POLY1305"),
+    ];
+    for (version, flag, suite) in suites {
+        let mut c = SClient::start(port, &pki.ca(), &[version, flag, suite]);
+        c.expect_line("Verify return code: 0 (ok)");
+        c.expect_line(suite);
+        c.send(&format!("first in {suite}\n"));
+        c.expect_line(&format!("first in {suite}"));
+        if version == "-tls1_3" {
+            for round in 0..3 {
+                // s_client takes a command from the start of one read of its
+                // stdin and drops the rest: wait until it has sent the update.
+                c.send("K\n");
+                c.expect_nth_line("KEYUPDATE", round + 1);
+                c.send(&format!("after key update {round} in {suite}\n"));
+                c.expect_line(&format!("after key update {round} in {suite}"));
+            }
+        }
+        c.finish();
+    }
     server.shutdown().unwrap();
 }
 
