@@ -11,7 +11,10 @@
 # before and after each loadgen run. The server is pinned to SERVER_CPU (default 0),
 # loadgen to LOADGEN_CPU (default 1).
 #
-# Usage: [ROUNDS=3] benches/peers/tls_compare.sh [SECONDS] [IDLE_CONNECTIONS] [HANDSHAKES_IN_FLIGHT]
+# WEFT_B=path/to/another/weft adds it as a third server in every round (its own
+# build of a change, or the same binary again to show the noise floor).
+#
+# Usage: [ROUNDS=3] [WEFT=path/to/weft] [WEFT_B=path] benches/peers/tls_compare.sh [SECONDS] [IDLE_CONNECTIONS] [HANDSHAKES_IN_FLIGHT]
 # Needs: release builds of weft and loadgen (cargo build --release -p weft -p loadgen),
 # openssl, python3; the peer is built from benches/peers/tokio_rustls_echo if missing.
 set -euo pipefail
@@ -21,7 +24,7 @@ idle=${2:-5000}
 inflight=${3:-32}
 server_cpu=${SERVER_CPU:-0}
 loadgen_cpu=${LOADGEN_CPU:-1}
-weft=target/release/weft
+weft=${WEFT:-target/release/weft}
 loadgen=target/release/loadgen
 peer=benches/peers/tokio_rustls_echo/target/release/tokio-rustls-echo
 [ -x "$weft" ] && [ -x "$loadgen" ] || {
@@ -92,11 +95,12 @@ PY
 
 # start_weft / start_peer: a fresh server pinned to SERVER_CPU; sets PORT and PID.
 start_weft() {
-    taskset -c "$server_cpu" "$weft" serve echo --cores 1 \
-        "ssl:0:interface=127.0.0.1:privateKey=$dir/server.pem:maxHandshakes=100000" 2>"$dir/weft.log" &
+    local bin=${1:-$weft} log="$dir/weft-$RANDOM.log"
+    taskset -c "$server_cpu" "$bin" serve echo --cores 1 \
+        "ssl:0:interface=127.0.0.1:privateKey=$dir/server.pem:maxHandshakes=100000" 2>"$log" &
     PID=$!
-    for _ in $(seq 100); do grep -q "listening on" "$dir/weft.log" 2>/dev/null && break; sleep 0.1; done
-    PORT=$(sed -n 's/.*listening on tcp:127.0.0.1:\([0-9]*\).*/\1/p' "$dir/weft.log" | head -1)
+    for _ in $(seq 100); do grep -q "listening on" "$log" 2>/dev/null && break; sleep 0.1; done
+    PORT=$(sed -n 's/.*listening on tcp:127.0.0.1:\([0-9]*\).*/\1/p' "$log" | head -1)
 }
 start_peer() {
     PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -110,19 +114,30 @@ stop() { kill -TERM "$1"; wait "$1" 2>/dev/null || true; }
 # weft and tokio-rustls, ROUNDS times, so that a change in the machine's load hits both.
 start_weft; wport=$PORT; wpid=$PID
 start_peer; pport=$PORT; ppid=$PID
+servers="weft peer"
+if [ -n "${WEFT_B:-}" ]; then
+    start_weft "$WEFT_B"; bport=$PORT; bpid=$PID
+    servers="weft peer weft-b"
+fi
+# pick WHO: sets name, port and pid of that server.
+pick() {
+    case $1 in
+    weft) name="weft (1 core)"; port=$wport; pid=$wpid ;;
+    peer) name="tokio-rustls (1 thread)"; port=$pport; pid=$ppid ;;
+    weft-b) name="weft-b (1 core)"; port=$bport; pid=$bpid ;;
+    esac
+}
 tls=(--tls --insecure)
 for round in $(seq "${ROUNDS:-3}"); do
     echo "round $round"
-    for who in weft peer; do
-        if [ $who = weft ]; then name="weft (1 core)"; port=$wport; pid=$wpid
-        else name="tokio-rustls (1 thread)"; port=$pport; pid=$ppid; fi
+    for who in $servers; do
+        pick $who
         efficiency "$name" "$pid" "full handshakes, $inflight in flight" \
             connect --target "127.0.0.1:$port" "${tls[@]}" --connections "$inflight"
     done
     for conns in 16 256; do
-        for who in weft peer; do
-            if [ $who = weft ]; then name="weft (1 core)"; port=$wport; pid=$wpid
-            else name="tokio-rustls (1 thread)"; port=$pport; pid=$ppid; fi
+        for who in $servers; do
+            pick $who
             efficiency "$name" "$pid" "64-byte ping-pong, $conns connections" \
                 echo --target "127.0.0.1:$port" "${tls[@]}" --connections "$conns" --size 64
         done
@@ -130,9 +145,13 @@ for round in $(seq "${ROUNDS:-3}"); do
 done
 stop "$wpid"
 stop "$ppid"
+[ -z "${WEFT_B:-}" ] || stop "$bpid"
 
 # Idle memory on fresh servers (a loaded server's allocator holds memory it would
 # reuse for the idle connections).
 start_weft; idle_memory "weft (1 core)" "$PORT" "$PID"; stop "$PID"
 start_peer; idle_memory "tokio-rustls (1 thread)" "$PORT" "$PID"; stop "$PID"
+if [ -n "${WEFT_B:-}" ]; then
+    start_weft "$WEFT_B"; idle_memory "weft-b (1 core)" "$PORT" "$PID"; stop "$PID"
+fi
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"

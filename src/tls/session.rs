@@ -211,6 +211,29 @@ impl Out<'_> {
     }
 }
 
+/// When a session goes over from rustls's record layer to weft's (`traffic.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handover {
+    /// Never: the rustls config does not let the keys out
+    /// (`enable_secret_extraction`; weft's own configs do, a user's may not).
+    Never,
+    /// Once the session carries its first application data. Setting up the
+    /// record layer costs about as much as 4 % of a full handshake (the keys are
+    /// derived again and expanded for ring), which a session that ends without a
+    /// record (a health check, a scanner) would pay for nothing.
+    OnFirstData,
+    /// Application data moved: hand over when rustls next waits.
+    Due,
+}
+
+impl Handover {
+    fn data_moved(&mut self) {
+        if *self == Handover::OnFirstData {
+            *self = Handover::Due;
+        }
+    }
+}
+
 struct Inner<P> {
     protocol: P,
     transport: Transport,
@@ -282,10 +305,8 @@ struct State<P: Protocol> {
     /// without capacity otherwise: whole records are decrypted in the shard's
     /// scratch buffer.
     incoming: Vec<u8>,
-    /// Whether the session goes over to weft's record layer after the handshake:
-    /// only when its rustls config allows the keys to be handed over
-    /// (`enable_secret_extraction`; weft's own configs do, a user's may not).
-    own_records: bool,
+    /// When the session goes over to weft's record layer.
+    handover: Handover,
     /// Plaintext the inner protocol cannot take yet: it paused reading, or it
     /// does not exist yet (data in the handshake's last flight).
     held: Vec<u8>,
@@ -330,7 +351,11 @@ impl<P: Protocol> TlsProtocol<P> {
                     aborted: false,
                     outer_paused: false,
                     incoming: Vec::new(),
-                    own_records,
+                    handover: if own_records {
+                        Handover::OnFirstData
+                    } else {
+                        Handover::Never
+                    },
                     held: Vec::new(),
                     lost: false,
                 },
@@ -574,7 +599,7 @@ impl<P: Protocol> State<P> {
     /// Whether rustls should hand the session over now that it waits: only a
     /// session in plain traffic (the inner protocol runs, no close either way).
     fn hands_over(&self) -> bool {
-        self.own_records
+        self.handover == Handover::Due
             && matches!(self.phase, Phase::Open(_))
             && self.tls_error.is_none()
             && !self.close_sent
@@ -712,6 +737,7 @@ impl<P: Protocol> State<P> {
 
     /// A decrypted record: to the inner protocol if it reads, else held for it.
     fn plaintext(&mut self, data: &[u8]) {
+        self.handover.data_moved();
         match &mut self.phase {
             Phase::Open(inner) if self.held.is_empty() && !inner.transport.reading_paused() => {
                 if !inner.transport.disconnecting() {
@@ -791,6 +817,7 @@ impl<P: Protocol> State<P> {
     }
 
     fn encrypt_all(&mut self, w: &mut impl Sealer, shared: &ConnShared, out: &mut Out<'_>) {
+        self.handover.data_moved();
         let mut b = self.shard.scratch.take_output();
         let mut plain = shared.out.borrow_mut();
         while !plain.is_empty() {
