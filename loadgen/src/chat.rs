@@ -279,15 +279,8 @@ pub fn run_thread(ctx: ThreadCtx) -> ThreadResult {
     let poller = match Poller::new(ctx.connections.min(1024)) {
         Ok(p) => p,
         Err(e) => {
-            rec.error(&format!("epoll:{}", socket::error_name(&e)));
             ctx.shared.issuing.fetch_sub(1, Ordering::AcqRel);
-            ctx.start_together();
-            return ThreadResult {
-                metrics: rec.total,
-                counts: rec.counts,
-                cpu_ns: 0,
-                end: 0,
-            };
+            return ctx.give_up(rec, &format!("epoll:{}", socket::error_name(&e)));
         }
     };
     let mut clients = Vec::with_capacity(ctx.connections);

@@ -241,37 +241,12 @@ pub fn run_thread(ctx: ThreadCtx) -> ThreadResult {
     let poller = match Poller::new(ctx.connections.min(1024)) {
         Ok(p) => p,
         Err(e) => {
-            let mut rec = rec;
-            rec.error(&format!("epoll:{}", socket::error_name(&e)));
-            ctx.start_together();
-            return ThreadResult {
-                metrics: rec.total,
-                counts: rec.counts,
-                cpu_ns: 0,
-                end: 0,
-            };
+            return ctx.give_up(rec, &format!("epoll:{}", socket::error_name(&e)));
         }
     };
-    let client = match ctx
-        .cfg
-        .tls
-        .as_ref()
-        .map(tls::TlsOptions::client)
-        .transpose()
-    {
+    let client = match tls::client_of(&ctx.cfg) {
         Ok(c) => c,
-        Err(e) => {
-            // Validated before the threads start; kept as an error rather than a panic.
-            let mut rec = Recorder::new(timeline.warmup_end);
-            rec.error(&format!("tls:config:{e}"));
-            ctx.start_together();
-            return ThreadResult {
-                metrics: rec.total,
-                counts: rec.counts,
-                cpu_ns: 0,
-                end: 0,
-            };
-        }
+        Err(e) => return ctx.give_up(Recorder::new(timeline.warmup_end), &e),
     };
     let mut s = Storm {
         client,

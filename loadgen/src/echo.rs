@@ -389,43 +389,19 @@ pub fn run_thread(ctx: ThreadCtx) -> ThreadResult {
         Ok(p) => p,
         Err(e) => {
             // Validated before the threads start; kept as an error rather than a panic.
-            rec.error(&format!("payload:{e}"));
-            ctx.start_together();
-            return ThreadResult {
-                metrics: rec.total,
-                counts: rec.counts,
-                cpu_ns: 0,
-                end: 0,
-            };
+            return ctx.give_up(rec, &format!("payload:{e}"));
         }
     };
     let depth = ctx.cfg.depth;
     let poller = match Poller::new(ctx.connections.min(1024)) {
         Ok(p) => p,
         Err(e) => {
-            rec.error(&format!("epoll:{}", socket::error_name(&e)));
-            ctx.start_together();
-            return ThreadResult {
-                metrics: rec.total,
-                counts: rec.counts,
-                cpu_ns: 0,
-                end: 0,
-            };
+            return ctx.give_up(rec, &format!("epoll:{}", socket::error_name(&e)));
         }
     };
-    let client = match ctx
-        .cfg
-        .tls
-        .as_ref()
-        .map(tls::TlsOptions::client)
-        .transpose()
-    {
+    let client = match tls::client_of(&ctx.cfg) {
         Ok(c) => c,
-        Err(e) => {
-            // Validated before the threads start; kept as an error rather than a panic.
-            rec.error(&format!("tls:config:{e}"));
-            None
-        }
+        Err(e) => return ctx.give_up(rec, &e),
     };
     let mut conns = Vec::with_capacity(ctx.connections);
     for i in 0..ctx.connections {

@@ -20,6 +20,7 @@ use weft::tls::rustls::crypto::{verify_tls12_signature, verify_tls13_signature, 
 use weft::tls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use weft::tls::rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 
+use crate::config::RunConfig;
 use crate::socket;
 
 /// Which certificates the client accepts.
@@ -43,12 +44,29 @@ pub struct TlsOptions {
     pub server_name: String,
 }
 
+/// A client config and the name the server's certificate must carry.
+pub type Client = (Arc<ClientConfig>, ServerName<'static>);
+
+/// What a worker thread connects with: the client config and server name when the
+/// run is over TLS, `None` when not.
+///
+/// # Errors
+/// `tls:config:…`, as the thread records it. The options were validated before the
+/// threads start, so this is an error rather than a panic only to be safe.
+pub fn client_of(cfg: &RunConfig) -> Result<Option<Client>, String> {
+    cfg.tls
+        .as_ref()
+        .map(TlsOptions::client)
+        .transpose()
+        .map_err(|e| format!("tls:config:{e}"))
+}
+
 impl TlsOptions {
     /// Builds the rustls client config and the server name these options describe.
     ///
     /// # Errors
     /// A message naming the unreadable CA file or the unusable name.
-    pub fn client(&self) -> Result<(Arc<ClientConfig>, ServerName<'static>), String> {
+    pub fn client(&self) -> Result<Client, String> {
         let provider = weft::tls::provider();
         let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()

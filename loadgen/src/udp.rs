@@ -203,14 +203,7 @@ pub fn run_thread(ctx: ThreadCtx) -> ThreadResult {
     let mut poller = match Poller::new(ctx.connections.min(1024)) {
         Ok(p) => p,
         Err(e) => {
-            rec.error(&format!("epoll:{}", socket::error_name(&e)));
-            ctx.start_together();
-            return ThreadResult {
-                metrics: rec.total,
-                counts: rec.counts,
-                cpu_ns: 0,
-                end: 0,
-            };
+            return ctx.give_up(rec, &format!("epoll:{}", socket::error_name(&e)));
         }
     };
     let mut flows = Vec::with_capacity(ctx.connections);

@@ -18,7 +18,7 @@ use std::time::Instant;
 use crate::clock::{Clock, Nanos};
 use crate::config::RunConfig;
 use crate::cpu::thread_cpu_ns;
-use crate::stats::{IntervalReport, Recorder};
+use crate::stats::{IntervalReport, Recorder, ThreadResult};
 
 /// One second, the live-output and interval-log period.
 pub const INTERVAL_NS: Nanos = 1_000_000_000;
@@ -111,6 +111,19 @@ impl ThreadCtx {
             Ok(())
         } else {
             Err(format!("could not pin thread {} to core {cpu}", self.index))
+        }
+    }
+
+    /// A thread that cannot start: records `error`, still meets the others at both
+    /// barriers (so the run is not held up), and returns what it counted: the error.
+    pub fn give_up(&self, mut rec: Recorder, error: &str) -> ThreadResult {
+        rec.error(error);
+        self.start_together();
+        ThreadResult {
+            metrics: rec.total,
+            counts: rec.counts,
+            cpu_ns: 0,
+            end: 0,
         }
     }
 
