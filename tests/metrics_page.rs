@@ -5,13 +5,12 @@
 mod support;
 mod support_metrics;
 
-use std::io::Write;
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use support::{connect, require_io_uring, round_trip, WeftProcess};
-use support_metrics::{http_get, samples, scrape, sum, wait_for};
+use support_metrics::{assert_promtool_accepts, http_get, samples, scrape, sum, wait_for};
 use weft::metrics::{Registry, ShardCounter, ShardHistogram};
 use weft::{Address, Factory, Protocol, Server, ServerHandle, Transport};
 
@@ -183,28 +182,7 @@ fn promtool_accepts_the_page_after_traffic() {
     let metrics = server.metrics_addr().unwrap();
     workload(server.tcp_addr().unwrap(), CONNECTIONS);
     let page = settled_page(metrics, CONNECTIONS);
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian package `prometheus`; bash .ci/test installs it)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(page.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // promtool's linter exits 1 for a problem, and prints it.
-    assert!(out.status.success(), "promtool: {said}\npage:\n{page}");
-    assert!(said.trim().is_empty(), "promtool complained: {said}");
+    assert_promtool_accepts(&page);
     server.shutdown().unwrap();
 }
 

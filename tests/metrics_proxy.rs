@@ -10,11 +10,10 @@ mod support_scale;
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use support::WeftProcess;
-use support_metrics::{samples, scrape, sum, wait_for};
+use support_metrics::{assert_promtool_accepts, samples, scrape, sum, wait_for};
 use support_scale::{connect_from, haproxy, SendProxy};
 
 const ACCEPTED: &str = "weft_proxy_headers_accepted_total";
@@ -122,27 +121,7 @@ fn proxy_headers_are_counted_per_shard_and_by_reason_on_the_metrics_page() {
         );
     }
 
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian package `prometheus`; bash .ci/test installs it)");
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(page.as_bytes())
-        .unwrap();
-    let out = promtool.wait_with_output().unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "promtool: {said}\npage:\n{page}");
-    assert!(said.trim().is_empty(), "promtool complained: {said}");
+    assert_promtool_accepts(&page);
     let (code, log) = weft.terminate();
     assert_eq!(code, 0, "{log:?}");
 }

@@ -1,9 +1,10 @@
-//! Helpers for the metrics tests: a tiny HTTP/1.0 client, and reading a series
-//! out of a Prometheus text page.
+//! Helpers for the metrics tests: a tiny HTTP/1.0 client, reading a series out of
+//! a Prometheus text page, and `promtool check metrics` on a page.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// GETs `path` from `addr` over HTTP/1.0 (so the server sends no chunked body) and
@@ -67,4 +68,31 @@ pub fn wait_for<T>(
             }
         }
     }
+}
+
+/// Runs `promtool check metrics` (Debian's `prometheus` package) on `page` and
+/// panics with what it said unless it accepts the page without a word: its linter
+/// exits 1 for a problem and prints it.
+pub fn assert_promtool_accepts(page: &str) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package `prometheus`; bash .ci/test installs it)");
+    child
+        .stdin
+        .take()
+        .expect("promtool's stdin")
+        .write_all(page.as_bytes())
+        .expect("promtool reads the page");
+    let out = child.wait_with_output().expect("promtool ran");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "promtool: {said}\npage:\n{page}");
+    assert!(said.trim().is_empty(), "promtool complained: {said}");
 }
