@@ -236,6 +236,18 @@ fn tls_pair_is_invariant_under_chunking_down_to_one_byte() {
             b"split me anywhere",
             "chunk {chunk}"
         );
+        // The first data handed both sessions over to weft's record layer: the
+        // next records are split (and put together again) by it.
+        assert!(e.pair.server.protocol.uses_own_records(), "chunk {chunk}");
+        assert!(e.pair.client.protocol.uses_own_records(), "chunk {chunk}");
+        let h = e.client.borrow().handle.clone().expect("a handle");
+        h.write(b", and again through weft's records");
+        pump_chunked(&mut e.pair, chunk);
+        assert_eq!(
+            e.client.borrow().data,
+            b"split me anywhere, and again through weft's records",
+            "chunk {chunk}"
+        );
     }
 }
 
