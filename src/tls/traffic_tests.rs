@@ -53,25 +53,29 @@ impl Protocol for Inner {
     }
 }
 
+/// Builds inner protocols that share one log; echoing or not.
 struct InnerFactory(Rc<RefCell<Log>>, bool);
+
+impl InnerFactory {
+    fn inner(&self) -> Inner {
+        Inner {
+            log: self.0.clone(),
+            echo: self.1,
+        }
+    }
+}
 
 impl Factory for InnerFactory {
     type Protocol = Inner;
     fn build_protocol(&mut self, _: &Address) -> Option<Inner> {
-        Some(Inner {
-            log: self.0.clone(),
-            echo: self.1,
-        })
+        Some(self.inner())
     }
 }
 
 impl ClientFactory for InnerFactory {
     type Protocol = Inner;
     fn build_protocol(&mut self, _: &Address) -> Option<Inner> {
-        Some(Inner {
-            log: self.0.clone(),
-            echo: self.1,
-        })
+        Some(self.inner())
     }
     fn client_connection_failed(&mut self, _: &Connector, _: &ConnectError) {}
 }
