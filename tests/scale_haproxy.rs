@@ -79,8 +79,15 @@ fn say_through(front: SocketAddr, from: &str, line: &str) -> String {
         "{welcome:?}"
     );
     (&s).write_all(format!("{line}\r\n").as_bytes()).unwrap();
-    let mut back = String::new();
-    r.read_line(&mut back).unwrap();
+    // Clients that came before may still be announced leaving (their shard tells this
+    // one through the mesh, after this client joined): skip those notices, and only them.
+    let back = loop {
+        let mut back = String::new();
+        r.read_line(&mut back).unwrap();
+        if !back.ends_with(" has disconnected.\r\n") {
+            break back;
+        }
+    };
     (&s).write_all(b"/EXIT\r\n").unwrap();
     back
 }
