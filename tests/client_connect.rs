@@ -261,9 +261,10 @@ fn a_slow_name_lookup_does_not_block_the_shard() {
         n
     });
     server.join().unwrap();
-    // 800 ms at one tick per 10 ms: a blocked shard would show one or two.
+    // 800 ms at one tick per 10 ms: a blocked shard would show one or two, a loaded
+    // machine a few dozen.
     assert!(
-        ticks >= 30,
+        ticks >= 10,
         "only {ticks} timer ticks during an 800 ms lookup"
     );
 }

@@ -359,7 +359,9 @@ fn a_reconnecting_client_survives_a_server_restart_with_growing_delays() {
     for (i, want) in [0.1, 0.2, 0.4, 0.8, 0.8].iter().enumerate() {
         let gap = starts[i] - prev;
         assert!(
-            gap >= want - 0.002 && gap < want + 0.3,
+            // Never early; late by what a loaded machine can add, but short of the
+            // next step's doubling (an uncapped fifth retry would come at 1.6 s).
+            gap >= want - 0.002 && gap < want * 1.5 + 0.3,
             "retry {} came {gap:.3} s after the previous failure, want {want} s: {ev:?}",
             i + 1
         );

@@ -342,7 +342,11 @@ fn the_log_bot_connects_over_tls_to_ngircds_tls_port() {
     let pki = test_pki::TestPki::new("irc");
     // ngircd (GnuTLS) reads its key and certificate from the one PEM file.
     let pem = pki.issue("ngircd.pem", &["127.0.0.1"]);
-    let (port, tls_port) = (free_port(), free_port());
+    let port = free_port();
+    // Two numbers the kernel handed out one after the other can be the same one.
+    let tls_port = std::iter::repeat_with(free_port)
+        .find(|&p| p != port)
+        .unwrap();
     let _server = Ngircd::start_with(
         &dir,
         port,

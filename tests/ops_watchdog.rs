@@ -3,20 +3,44 @@
 
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use support::{connect, require_io_uring};
 use weft::application::systemd::Heartbeats;
 use weft::services::wire::SimpleFactory;
 use weft::{Protocol, Server, Transport};
 
-/// Blocks its shard's thread for 1.5 s on the first data (a stuck loop).
+/// Blocks its shard's thread for 3 s on the first data (a stuck loop).
 struct Stuck;
 
 impl Protocol for Stuck {
     fn data_received(&mut self, _: &[u8], _: &mut Transport) {
-        std::thread::sleep(Duration::from_millis(1500));
+        std::thread::sleep(Duration::from_secs(3));
     }
+}
+
+/// Asks `beats` every 100 ms (20 ms beats: five per healthy window) until `want`
+/// holds for two windows in a row; false if it never did within `limit`.
+fn until(
+    beats: &Heartbeats,
+    last: &mut Vec<u64>,
+    limit: Duration,
+    want: impl Fn(&[usize]) -> bool,
+) -> bool {
+    let deadline = Instant::now() + limit;
+    let mut in_a_row = 0;
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        in_a_row = if want(&beats.stalled(last)) {
+            in_a_row + 1
+        } else {
+            0
+        };
+        if in_a_row == 2 {
+            return true;
+        }
+    }
+    false
 }
 
 #[test]
@@ -31,32 +55,21 @@ fn a_blocked_shard_is_reported_stalled_until_its_loop_runs_again() {
         .start()
         .unwrap();
     let mut last = Vec::new();
-    std::thread::sleep(Duration::from_millis(100));
     beats.stalled(&mut last);
-    std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(
-        beats.stalled(&mut last),
-        Vec::<usize>::new(),
+    assert!(
+        until(&beats, &mut last, Duration::from_secs(5), |s| s.is_empty()),
         "both loops run"
     );
 
     let mut c = connect(server.tcp_addr().unwrap());
     std::io::Write::write_all(&mut c, b"x").unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    beats.stalled(&mut last);
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(
-        beats.stalled(&mut last).len(),
-        1,
+    assert!(
+        until(&beats, &mut last, Duration::from_millis(2500), |s| s.len()
+            == 1),
         "the blocked shard stops beating"
     );
-
-    std::thread::sleep(Duration::from_millis(1500));
-    beats.stalled(&mut last);
-    std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(
-        beats.stalled(&mut last),
-        Vec::<usize>::new(),
+    assert!(
+        until(&beats, &mut last, Duration::from_secs(10), |s| s.is_empty()),
         "beating again"
     );
     drop(c);

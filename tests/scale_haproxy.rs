@@ -79,12 +79,14 @@ fn say_through(front: SocketAddr, from: &str, line: &str) -> String {
         "{welcome:?}"
     );
     (&s).write_all(format!("{line}\r\n").as_bytes()).unwrap();
-    // Clients that came before may still be announced leaving (their shard tells this
-    // one through the mesh, after this client joined): skip those notices, and only them.
+    // Notices about clients that came before (joins, lines, leaves) may still reach this
+    // one: another shard tells it through the mesh, and the new connection can be served
+    // first. Skip to this client's own line, which the caller makes unique.
+    let own = format!(" says {line}\r\n");
     let back = loop {
         let mut back = String::new();
-        r.read_line(&mut back).unwrap();
-        if !back.ends_with(" has disconnected.\r\n") {
+        assert_ne!(r.read_line(&mut back).unwrap(), 0, "EOF before {own:?}");
+        if back.ends_with(&own) {
             break back;
         }
     };
@@ -142,9 +144,10 @@ fn haproxy_v2_in_front_of_two_weft_chat_processes_names_each_client_by_its_own_a
     // The chat names a client by its peer's host: the client's, not HAProxy's.
     for i in 0..4 {
         let from = format!("127.0.0.{}", 2 + i);
+        let hello = format!("hello {i}");
         assert_eq!(
-            say_through(front, &from, "hello"),
-            format!("{from} says hello\r\n")
+            say_through(front, &from, &hello),
+            format!("{from} says {hello}\r\n")
         );
     }
     for p in [a, b] {

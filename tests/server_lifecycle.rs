@@ -30,6 +30,16 @@ fn server(cores: usize, record: &Shared, max_output: usize) -> ServerHandle {
         .expect("server starts")
 }
 
+/// Waits until the shards have handed `n` bytes in all to their protocols (the
+/// counter moves after `data_received` returns).
+fn wait_bytes_in(server: &ServerHandle, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.stats().iter().map(|s| s.bytes_in()).sum::<u64>() < n as u64 {
+        assert!(Instant::now() < deadline, "the server never read {n} bytes");
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
 #[test]
 fn lose_connection_after_writes_delivers_every_byte_then_eof() {
     let record = Shared::default();
@@ -148,8 +158,9 @@ fn graceful_shutdown_delivers_everything_written_before_it() {
     for c in &mut clients {
         c.write_all(format!("flood {N}").as_bytes()).unwrap();
     }
-    // Let the server buffer it (the clients are not reading yet), then stop.
-    thread::sleep(Duration::from_millis(200));
+    // Let the server read every command and buffer the floods (the clients are not
+    // reading yet), then stop.
+    wait_bytes_in(&server, 4 * format!("flood {N}").len());
     let stopper = thread::spawn(move || server.shutdown().unwrap());
     for c in &mut clients {
         let got = read_to_end(c);
@@ -177,7 +188,7 @@ fn shutdown_aborts_connections_that_do_not_drain_in_time() {
         .unwrap();
     let mut c = connect(server.tcp_addr().unwrap());
     c.write_all(b"flood 16000000").unwrap();
-    thread::sleep(Duration::from_millis(100));
+    wait_bytes_in(&server, b"flood 16000000".len());
     let t0 = Instant::now();
     server.shutdown().unwrap(); // the client never reads
     assert!(t0.elapsed() < Duration::from_secs(5));
@@ -191,12 +202,18 @@ fn a_client_that_never_reads_is_held_at_the_watermark_while_others_keep_their_sp
     let addr = server.tcp_addr().unwrap();
 
     let mut fast = connect(addr);
+    // The best of five batches: another test of this binary may take the other core
+    // for a while, and the claim is about what the hog costs, not about the neighbours.
     let rate = |c: &mut TcpStream| {
-        let t0 = Instant::now();
-        for i in 0..500u32 {
-            assert_eq!(round_trip(c, &i.to_be_bytes()), i.to_be_bytes());
+        let mut best = 0.0f64;
+        for _ in 0..5 {
+            let t0 = Instant::now();
+            for i in 0..100u32 {
+                assert_eq!(round_trip(c, &i.to_be_bytes()), i.to_be_bytes());
+            }
+            best = best.max(100.0 / t0.elapsed().as_secs_f64());
         }
-        500.0 / t0.elapsed().as_secs_f64()
+        best
     };
     let before = rate(&mut fast);
 
@@ -289,6 +306,7 @@ struct Finisher {
     partial: Vec<u8>,
     stopping: bool,
     received: Arc<std::sync::atomic::AtomicUsize>,
+    told: Arc<std::sync::atomic::AtomicUsize>,
     lost: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
@@ -308,6 +326,7 @@ impl weft::Protocol for Finisher {
 
     fn server_stopping(&mut self, t: &mut weft::Transport) {
         self.stopping = true;
+        self.told.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if self.partial.is_empty() {
             t.write(b"bye\n");
             t.lose_connection();
@@ -323,17 +342,19 @@ impl weft::Protocol for Finisher {
 fn a_protocol_told_the_server_is_stopping_finishes_its_request_before_closing() {
     require_io_uring();
     let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let told = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let lost = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let (r, l) = (Arc::clone(&received), Arc::clone(&lost));
+    let (r, tl, l) = (Arc::clone(&received), Arc::clone(&told), Arc::clone(&lost));
     let server = Server::builder()
         .cores(2)
         .drain_timeout(Duration::from_secs(10))
         .listen("tcp:0:interface=127.0.0.1", move |_| {
-            let (r, l) = (Arc::clone(&r), Arc::clone(&l));
+            let (r, tl, l) = (Arc::clone(&r), Arc::clone(&tl), Arc::clone(&l));
             weft::services::wire::SimpleFactory::new(move || Finisher {
                 partial: Vec::new(),
                 stopping: false,
                 received: Arc::clone(&r),
+                told: Arc::clone(&tl),
                 lost: Arc::clone(&l),
             })
         })
@@ -356,6 +377,16 @@ fn a_protocol_told_the_server_is_stopping_finishes_its_request_before_closing() 
     // The idle connection is told goodbye and closed.
     assert_eq!(read_to_end(&mut idle), b"bye\n");
     // The busy one is still served: its line is finished and answered, then closed.
+    // Its shard may learn of the stop later than the idle one's: finish the line only
+    // once both were told, or it is an ordinary line answered before the stop.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while told.load(std::sync::atomic::Ordering::SeqCst) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "server_stopping not called on both"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
     busy.write_all(b" done\n").unwrap();
     assert_eq!(read_to_end(&mut busy), b"half done\n");
     stopper.join().unwrap();

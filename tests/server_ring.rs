@@ -135,7 +135,16 @@ fn connections_closed_with_reads_in_flight_leak_no_descriptor() {
     }
     drop(warm);
     wait_open(&server, 0);
-    let before = fds().len();
+    // The open count drops before the descriptor is closed: count once it is still.
+    let mut before = fds().len();
+    loop {
+        thread::sleep(Duration::from_millis(20));
+        let now = fds().len();
+        if now == before {
+            break;
+        }
+        before = now;
+    }
     // Each connection has its multishot receive armed when it ends.
     for round in 0..3 {
         let mut cs: Vec<TcpStream> = (0..30).map(|_| connect(addr)).collect();
@@ -163,7 +172,11 @@ fn connections_closed_with_reads_in_flight_leak_no_descriptor() {
     while fds().len() > before && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(10));
     }
-    assert_eq!(fds().len(), before, "descriptors left behind: {:?}", fds());
+    assert!(
+        fds().len() <= before,
+        "descriptors left behind: {:?}",
+        fds()
+    );
     // And open ones at shutdown: the whole server gives back everything.
     let _idle: Vec<TcpStream> = (0..20).map(|_| connect(addr)).collect();
     wait_open(&server, 20);

@@ -42,9 +42,10 @@ fn open_loop_response_time_shows_a_stall_that_service_time_hides() {
         "response p99.9 {response_p999} us does not show the 200 ms stall"
     );
     assert!(response_p99 >= 100_000.0, "response p99 {response_p99} us");
-    // Only the one request in flight during the stall has a long service time.
+    // Only the one request in flight during the stall has a long service time (the
+    // bound leaves room for a loaded machine's scheduling, well short of the stall).
     assert!(
-        service_p999 < 50_000.0 && service_p99 < 50_000.0,
+        service_p999 < 150_000.0 && service_p99 < 150_000.0,
         "service p99 {service_p99} us, p99.9 {service_p999} us"
     );
     assert!(

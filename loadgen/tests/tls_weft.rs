@@ -10,7 +10,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use support::{loadgen, read_json, temp_path};
+use support::{eventually, loadgen, read_json, temp_path};
 use weft::services::wire::{Echo, SimpleFactory};
 use weft::tls::{ServerTls, ServerTlsOptions, TlsServerFactory, TlsStats};
 
@@ -190,6 +190,9 @@ fn loadgen_connect_tls_counts_full_handshakes_the_server_completed() {
     assert!(handshakes > 20, "only {handshakes} handshakes");
     // The client is done once it has sent its Finished; the server may still be
     // reading the last few when the run ends.
+    eventually(Duration::from_secs(10), || {
+        completed(&stats) + 8 >= handshakes
+    });
     let served = completed(&stats);
     assert!(
         served + 8 >= handshakes && served <= handshakes + 8,

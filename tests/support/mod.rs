@@ -183,8 +183,22 @@ impl WeftProcess {
             assert!(Instant::now() < deadline, "weft did not exit after SIGTERM");
             thread::sleep(Duration::from_millis(20));
         };
-        thread::sleep(Duration::from_millis(50));
-        self.drain_log();
+        // The last lines (the shards' summaries) are written just before the exit: read
+        // to the pipe's end, which the reader thread reports by dropping its sender.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr_rx.recv_timeout(left) {
+                Ok(line) => self.log.push(line),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!(
+                        "weft's stderr still open 10 s after it exited: {:?}",
+                        self.log
+                    )
+                }
+            }
+        }
         (status.code().unwrap_or(-1), std::mem::take(&mut self.log))
     }
 

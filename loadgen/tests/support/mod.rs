@@ -209,3 +209,18 @@ pub fn read_json(path: &std::path::Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).expect("JSON report written");
     serde_json::from_str(&text).expect("JSON report parses")
 }
+
+/// Polls `cond` every 5 ms until it holds (true) or `limit` has passed (false): for a
+/// server's counters, which may still move for a moment after the generator exits.
+pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
