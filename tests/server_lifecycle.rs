@@ -2,6 +2,7 @@
 //! exactly once with the right reason; panics, slow readers and shutdown.
 
 mod support;
+mod support_mesh;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -14,6 +15,7 @@ use support::{
     connect, kernel_takes_for_a_peer_that_never_reads, never_reading, read_to_end,
     require_io_uring, round_trip,
 };
+use support_mesh::wait_until;
 use weft::{Address, Factory, Server, ServerHandle};
 
 fn server(cores: usize, record: &Shared, max_output: usize) -> ServerHandle {
@@ -33,11 +35,11 @@ fn server(cores: usize, record: &Shared, max_output: usize) -> ServerHandle {
 /// Waits until the shards have handed `n` bytes in all to their protocols (the
 /// counter moves after `data_received` returns).
 fn wait_bytes_in(server: &ServerHandle, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while server.stats().iter().map(|s| s.bytes_in()).sum::<u64>() < n as u64 {
-        assert!(Instant::now() < deadline, "the server never read {n} bytes");
-        thread::sleep(Duration::from_millis(5));
-    }
+    wait_until(
+        Duration::from_secs(10),
+        "the server reads every byte",
+        || server.stats().iter().map(|s| s.bytes_in()).sum::<u64>() >= n as u64,
+    );
 }
 
 #[test]
@@ -292,11 +294,9 @@ fn refused_connections_are_closed_at_once_and_counted() {
     let mut c = connect(server.tcp_addr().unwrap());
     assert_eq!(read_to_end(&mut c), b"");
     c.shutdown(Shutdown::Both).ok();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while server.stats().iter().map(|s| s.refused()).sum::<u64>() < 1 {
-        assert!(Instant::now() < deadline, "refusal not counted");
-        thread::sleep(Duration::from_millis(5));
-    }
+    wait_until(Duration::from_secs(5), "refusal counted", || {
+        server.stats().iter().map(|s| s.refused()).sum::<u64>() >= 1
+    });
     server.shutdown().unwrap();
 }
 
@@ -365,28 +365,22 @@ fn a_protocol_told_the_server_is_stopping_finishes_its_request_before_closing() 
     let mut idle = connect(addr);
     assert_eq!(round_trip(&mut idle, b"hello\n"), b"hello\n");
     busy.write_all(b"half").unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while received.load(std::sync::atomic::Ordering::SeqCst) < 10 {
-        assert!(
-            Instant::now() < deadline,
-            "the server never read the half line"
-        );
-        thread::sleep(Duration::from_millis(5));
-    }
+    wait_until(
+        Duration::from_secs(10),
+        "the server reads the half line",
+        || received.load(std::sync::atomic::Ordering::SeqCst) >= 10,
+    );
     let stopper = thread::spawn(move || server.shutdown().unwrap());
     // The idle connection is told goodbye and closed.
     assert_eq!(read_to_end(&mut idle), b"bye\n");
     // The busy one is still served: its line is finished and answered, then closed.
     // Its shard may learn of the stop later than the idle one's: finish the line only
     // once both were told, or it is an ordinary line answered before the stop.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while told.load(std::sync::atomic::Ordering::SeqCst) < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "server_stopping not called on both"
-        );
-        thread::sleep(Duration::from_millis(5));
-    }
+    wait_until(
+        Duration::from_secs(10),
+        "server_stopping called on both",
+        || told.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+    );
     busy.write_all(b" done\n").unwrap();
     assert_eq!(read_to_end(&mut busy), b"half done\n");
     stopper.join().unwrap();

@@ -172,11 +172,7 @@ fn connections_closed_with_reads_in_flight_leak_no_descriptor() {
     while fds().len() > before && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(10));
     }
-    assert!(
-        fds().len() <= before,
-        "descriptors left behind: {:?}",
-        fds()
-    );
+    assert_eq!(fds().len(), before, "descriptors left behind: {:?}", fds());
     // And open ones at shutdown: the whole server gives back everything.
     let _idle: Vec<TcpStream> = (0..20).map(|_| connect(addr)).collect();
     wait_open(&server, 20);
